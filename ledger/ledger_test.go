@@ -359,9 +359,9 @@ func TestHistory_NewestFirstWithKeysetPages(t *testing.T) {
 	if _, err := l.Deduct(ctx, ledger.Deduction{Member: ref(t, m), Points: 20, Reason: "sticker", Key: "d"}); err != nil {
 		t.Fatal(err)
 	}
-	page1, err := l.History(ctx, ref(t, m), 0, 3)
-	if err != nil {
-		t.Fatal(err)
+	page1, more, err := l.History(ctx, ref(t, m), 0, 3)
+	if err != nil || !more {
+		t.Fatal(more, err)
 	}
 	if len(page1) != 3 || page1[0].Kind != ledger.KindDeduction || page1[0].Points != -20 || page1[0].Reason != "sticker" {
 		t.Fatalf("page 1 = %+v", page1)
@@ -369,13 +369,13 @@ func TestHistory_NewestFirstWithKeysetPages(t *testing.T) {
 	if page1[1].Points != 7 || page1[1].ExpiresAt == nil || !page1[1].ExpiresAt.Equal(exp) {
 		t.Fatalf("promo entry = %+v", page1[1])
 	}
-	page2, err := l.History(ctx, ref(t, m), page1[2].TxnID, 3)
-	if err != nil {
-		t.Fatal(err)
+	page2, more, err := l.History(ctx, ref(t, m), page1[2].TxnID, 3)
+	if err != nil || !more {
+		t.Fatal(more, err)
 	}
-	page3, err := l.History(ctx, ref(t, m), page2[2].TxnID, 3)
-	if err != nil {
-		t.Fatal(err)
+	page3, more, err := l.History(ctx, ref(t, m), page2[2].TxnID, 3)
+	if err != nil || more {
+		t.Fatal(more, err)
 	}
 	var all []ledger.Entry
 	all = append(append(append(all, page1...), page2...), page3...)
@@ -387,11 +387,11 @@ func TestHistory_NewestFirstWithKeysetPages(t *testing.T) {
 			t.Fatalf("not newest first: %+v", all)
 		}
 	}
-	if _, err := l.History(ctx, ref(t, "telegram:404"), 0, 10); tally.ErrorCode(err) != tally.ENOTFOUND {
+	if _, _, err := l.History(ctx, ref(t, "telegram:404"), 0, 10); tally.ErrorCode(err) != tally.ENOTFOUND {
 		t.Fatalf("history of unknown member: %v", err)
 	}
 	for _, lim := range []int{0, -1, ledger.MaxHistory + 1} {
-		if _, err := l.History(ctx, ref(t, m), 0, lim); tally.ErrorCode(err) != tally.EINVALID {
+		if _, _, err := l.History(ctx, ref(t, m), 0, lim); tally.ErrorCode(err) != tally.EINVALID {
 			t.Fatalf("limit %d: %v", lim, err)
 		}
 	}

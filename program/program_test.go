@@ -1,0 +1,70 @@
+package program_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tally-loyalty/tally/program"
+)
+
+func TestLoad_BuiltInExampleWhenNoPath(t *testing.T) {
+	p, err := program.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name == "" || p.DefaultLocale != "en" || p.Location.String() != "UTC" || p.Source != "built-in example" {
+		t.Fatalf("example = %+v", p)
+	}
+}
+
+func TestParse_ReadsProgramSection(t *testing.T) {
+	p, err := program.Parse([]byte(`
+[program]
+name = "Acme Rewards"
+default_locale = "pt-br"
+timezone = "Europe/Berlin"
+`), "acme.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "Acme Rewards" || p.DefaultLocale != "pt-BR" || p.Location.String() != "Europe/Berlin" {
+		t.Fatalf("programme = %+v", p)
+	}
+}
+
+func TestParse_ErrorsNameTheKey(t *testing.T) {
+	cases := map[string]struct{ toml, want string }{
+		"unknown key":        {"[program]\nnme = \"x\"", `"program.nme"`},
+		"unknown section":    {"[shop]\nurl = \"x\"", `"shop"`},
+		"planned section":    {"[seasons]\ncadence = \"monthly\"", "[seasons] is not implemented yet"},
+		"bad timezone":       {"[program]\ntimezone = \"Mars/Olympus\"", "program.timezone"},
+		"empty timezone":     {"[program]\ntimezone = \"\"", "program.timezone"},
+		"local timezone":     {"[program]\ntimezone = \"Local\"", "program.timezone"},
+		"bad locale":         {"[program]\ndefault_locale = \"xx\"", "program.default_locale"},
+		"unsupported locale": {"[program]\ndefault_locale = \"nl\"", "program.default_locale"},
+		"empty name":         {"[program]\nname = \"  \"", "program.name"},
+		"wrong type":         {"[program]\nname = 5", "name"},
+		"syntax":             {"[program\nname = 5", "line 2"},
+	}
+	for name, c := range cases {
+		_, err := program.Parse([]byte(c.toml), "p.toml")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "p.toml") {
+			t.Errorf("%s: error %v, want one naming %s and the file", name, err, c.want)
+		}
+	}
+}
+
+func TestLoad_MissingFile(t *testing.T) {
+	_, err := program.Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.toml") {
+		t.Fatalf("error %v, want one naming the file", err)
+	}
+	path := filepath.Join(t.TempDir(), "ok.toml")
+	os.WriteFile(path, []byte("[program]\nname = \"Mine\"\n"), 0o600)
+	p, err := program.Load(path)
+	if err != nil || p.Name != "Mine" || p.Source != path {
+		t.Fatalf("Load = %+v, %v", p, err)
+	}
+}
