@@ -88,6 +88,13 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ServerURL == "" {
 		return o, errors.New("bench: ServerURL is required")
 	}
+	// Databases are created and dropped from the server's maintenance database:
+	// the one ServerURL names (tally, say) may not exist yet.
+	admin, err := withDatabase(o.ServerURL, "postgres")
+	if err != nil {
+		return o, err
+	}
+	o.ServerURL = admin
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
 	}

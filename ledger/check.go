@@ -82,6 +82,16 @@ var checks = []check{
 	{3, `SELECT format('consumption by transaction %s of lot %s of another member', c.txn_id, c.lot_id)
 		FROM lot_consumptions c JOIN lots l ON l.id = c.lot_id JOIN txns t ON t.id = c.txn_id
 		WHERE l.member_id <> t.member_id OR c.member_id <> t.member_id`},
+	{3, `SELECT format('transaction %s names member %s, who does not exist', t.id, t.member_id)
+		FROM txns t WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = t.member_id)`},
+	{2, `SELECT format('posting to %s belongs to transaction %s, which does not exist', p.account, p.txn_id)
+		FROM postings p WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.id = p.txn_id)`},
+	{3, `SELECT format('lot %s: its transaction %s or member %s does not exist', l.id, l.txn_id, l.member_id)
+		FROM lots l WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.id = l.txn_id AND t.member_id = l.member_id)
+		   OR NOT EXISTS (SELECT 1 FROM members m WHERE m.id = l.member_id)`},
+	{3, `SELECT format('consumption of lot %s by transaction %s: one of them does not exist', c.lot_id, c.txn_id)
+		FROM lot_consumptions c WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.id = c.txn_id)
+		   OR NOT EXISTS (SELECT 1 FROM lots l WHERE l.id = c.lot_id)`},
 	// 4. FIFO: when a debit took from a lot, no lot due to be spent before it
 	// (sooner expiry, then older) still had points left after that debit.
 	{4, `SELECT format('debit %s took from lot %s while lot %s, due first, kept %s points', d.id, l.id, e.id,

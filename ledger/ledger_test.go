@@ -492,6 +492,9 @@ func TestCheck_FindsBrokenInvariants(t *testing.T) {
 		"balance row drifts":             {"UPDATE members SET balance = balance + 1", 3},
 		"unbalanced transaction":         {"INSERT INTO postings (txn_id, account, member_id, amount) SELECT id, 'adjustments', member_id, 5 FROM txns LIMIT 1", 2},
 		"lot remainder drifts":           {"UPDATE lots SET remaining = remaining - 1", 3},
+		"orphan posting":                 {"INSERT INTO postings (txn_id, account, member_id, amount) VALUES (9999, 'issued', 1, 1), (9999, 'member', 1, -1)", 2},
+		"orphan lot":                     {"INSERT INTO lots (member_id, txn_id, amount, remaining, earned_at) VALUES (1, 9999, 1, 0, now())", 3},
+		"transaction of nobody":          {"INSERT INTO txns (member_id, kind, points, idempotency_key, fingerprint, balance_after, created_at) VALUES (4242, 'award', 1, 'zz', '\\x00', 1, now())", 3},
 		"trigger dropped":                {"DROP TRIGGER postings_append_only ON postings", 6},
 		"consumption without lot change": {"INSERT INTO lot_consumptions SELECT (SELECT max(id) FROM txns), (SELECT min(id) FROM lots), (SELECT min(member_id) FROM lots), 1", 3},
 	}

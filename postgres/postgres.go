@@ -55,10 +55,13 @@ func Open(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
 // connecting to the server's "postgres" database to do so. Two callers racing
 // to create it both succeed.
 func EnsureDatabase(ctx context.Context, dbURL string) error {
-	cfg, err := pgx.ParseConfig(dbURL)
+	// Parsed as a pool config so pool_* parameters (pool_max_conns) are taken
+	// out rather than sent to the server as unknown settings.
+	pcfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
+	cfg := pcfg.ConnConfig
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)

@@ -14,7 +14,8 @@ import (
 // database and migrate at once; both come up and the schema is applied once.
 func TestOpenAndMigrate_TwoInstancesStartingTogether(t *testing.T) {
 	t.Parallel()
-	url := tallytest.EmptyDatabaseURL(t)
+	// pool_max_conns must reach the pool, not the server.
+	url := tallytest.EmptyDatabaseURL(t) + "&pool_max_conns=3"
 	ctx := context.Background()
 	const n = 4
 	applied := make([][]string, n)

@@ -4,6 +4,11 @@
 -- System accounts (issued, redeemed, expired, adjustments, partners) have no row of
 -- their own: their balances are sums over postings, so no two members' awards ever
 -- wait on a shared row.
+--
+-- The ledger rows (txns, postings, lots, lot_consumptions) carry no foreign keys:
+-- only the ledger_* functions below write them, always with the ids they have just
+-- locked or created, and ledger.Check verifies that no row is orphaned. Foreign-key
+-- triggers cost five index lookups and a row lock per award, about 40% of a batch.
 
 CREATE TABLE members (
     id          bigserial PRIMARY KEY,
@@ -29,7 +34,7 @@ CREATE INDEX identities_member_idx ON identities (member_id);
 -- of the lot a credit created, kept for history.
 CREATE TABLE txns (
     id               bigserial PRIMARY KEY,
-    member_id        bigint NOT NULL REFERENCES members (id),
+    member_id        bigint NOT NULL,
     kind             text NOT NULL,
     points           bigint NOT NULL CHECK (points <> 0),
     reason           text NOT NULL DEFAULT '',
@@ -46,7 +51,7 @@ CREATE INDEX txns_member_idx ON txns (member_id, id DESC);
 -- 'member' (the member's own account) or a system account; every posting carries
 -- the member it concerns, so system totals aggregate without a shared row.
 CREATE TABLE postings (
-    txn_id     bigint NOT NULL REFERENCES txns (id),
+    txn_id     bigint NOT NULL,
     account    text NOT NULL CHECK (account IN ('member', 'issued', 'redeemed', 'expired', 'adjustments', 'partners')),
     member_id  bigint NOT NULL,
     amount     bigint NOT NULL CHECK (amount <> 0),
@@ -57,22 +62,24 @@ CREATE TABLE postings (
 -- first, then oldest); the consumptions say which transaction took how much.
 CREATE TABLE lots (
     id          bigserial PRIMARY KEY,
-    member_id   bigint NOT NULL REFERENCES members (id),
-    txn_id      bigint NOT NULL REFERENCES txns (id),
+    member_id   bigint NOT NULL,
+    txn_id      bigint NOT NULL,
     amount      bigint NOT NULL CHECK (amount > 0),
     remaining   bigint NOT NULL CHECK (remaining >= 0 AND remaining <= amount),
     state       text NOT NULL DEFAULT 'active' CHECK (state IN ('pending', 'active', 'spent', 'expired')),
     earned_at   timestamptz NOT NULL,
     expires_at  timestamptz
-);
--- Spending reads a member's unspent lots in FIFO order.
-CREATE INDEX lots_unspent_idx ON lots (member_id, expires_at, earned_at, id) WHERE remaining > 0;
+) WITH (fillfactor = 80);
+-- Spending reads a member's unspent lots in FIFO order. The predicates name state,
+-- not remaining, so a partial spend (remaining changes, state does not) is a HOT
+-- update that touches no index; a lot leaves them when it becomes spent or expired.
+CREATE INDEX lots_unspent_idx ON lots (member_id, expires_at, earned_at, id) WHERE state IN ('pending', 'active');
 -- The expiry sweep reads due lots.
-CREATE INDEX lots_due_idx ON lots (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL;
+CREATE INDEX lots_due_idx ON lots (expires_at) WHERE state = 'active' AND expires_at IS NOT NULL;
 
 CREATE TABLE lot_consumptions (
-    txn_id     bigint NOT NULL REFERENCES txns (id),
-    lot_id     bigint NOT NULL REFERENCES lots (id),
+    txn_id     bigint NOT NULL,
+    lot_id     bigint NOT NULL,
     member_id  bigint NOT NULL,
     amount     bigint NOT NULL CHECK (amount > 0),
     PRIMARY KEY (txn_id, lot_id)
@@ -104,7 +111,7 @@ CREATE FUNCTION ledger_available(p_member bigint, p_balance bigint, p_now timest
 RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT p_balance - coalesce((
         SELECT sum(remaining) FROM lots
-        WHERE member_id = p_member AND remaining > 0 AND state = 'active'
+        WHERE member_id = p_member AND state = 'active'
           AND expires_at IS NOT NULL AND expires_at <= p_now), 0)::bigint
 $$;
 
@@ -208,7 +215,7 @@ BEGIN
     END IF;
     FOR lot IN
         SELECT id, remaining FROM lots
-        WHERE member_id = p_member AND remaining > 0 AND state = 'active'
+        WHERE member_id = p_member AND state = 'active'
           AND (expires_at IS NULL OR expires_at > p_now)
         ORDER BY expires_at NULLS LAST, earned_at, id
     LOOP
@@ -252,14 +259,22 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    WITH items AS MATERIALIZED (
+    WITH expired AS (
+        -- Points past their expiry that no sweep has expired yet (ledger_available,
+        -- set-based: one scan for the batch instead of one call per item).
+        SELECT l.member_id, sum(l.remaining) AS total FROM lots l
+        WHERE l.member_id = ANY (p_members) AND l.state = 'active'
+          AND l.expires_at IS NOT NULL AND l.expires_at <= p_now
+        GROUP BY l.member_id
+    ), items AS MATERIALIZED (
         SELECT u.idx, u.m, u.p, u.r, u.k, u.f, u.e,
-               (ledger_available(u.m, mb.balance, p_now)
+               (mb.balance - coalesce(x.total, 0)
                  + sum(CASE WHEN u.e IS NOT NULL AND u.e <= p_now THEN 0 ELSE u.p END)
                        OVER (PARTITION BY u.m ORDER BY u.idx))::bigint AS bal
         FROM unnest(p_members, p_points, p_reasons, p_keys, p_fps, p_expires) WITH ORDINALITY
              AS u(m, p, r, k, f, e, idx)
         JOIN members mb ON mb.id = u.m
+        LEFT JOIN expired x ON x.member_id = u.m
     ), ins AS (
         INSERT INTO txns (member_id, kind, points, reason, idempotency_key, fingerprint, balance_after, expires_at, created_at)
         SELECT items.m, p_kind, items.p, items.r, items.k, items.f, items.bal, items.e, p_now
