@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +24,7 @@ const token = "test-admin-token-0123456789"
 
 type fixture struct {
 	t      *testing.T
+	pool   interface{ Close() }
 	srv    *httptest.Server
 	ledger *ledger.Service
 	clock  *tallytest.Clock
@@ -38,7 +40,7 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 		api.WithReadiness(api.Check{Name: "postgres", Ping: pool.Ping})}, opts...)
 	srv := httptest.NewServer(api.New(l, opts...).Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, ledger: l, clock: clock}
+	return &fixture{t: t, pool: pool, srv: srv, ledger: l, clock: clock}
 }
 
 // do sends a request with the admin token and decodes a JSON answer.
@@ -414,5 +416,21 @@ func TestProbesAndMetrics(t *testing.T) {
 		if !bytes.Contains(data, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestAdminAPI_InternalErrorsHideDetails: when the database is gone the caller
+// gets 500 internal with a generic message; the details go to the log only.
+func TestAdminAPI_InternalErrorsHideDetails(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	f := newFixture(t, api.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	f.pool.Close()
+	code, body := f.do("POST", "/v1/awards", `{"member":"telegram:1","points":5,"idempotency_key":"k"}`)
+	if code != 500 || errCode(body) != "internal" || body["error"].(map[string]any)["message"] != "internal error" {
+		t.Fatalf("award on a closed database: %d %v", code, body)
+	}
+	if !strings.Contains(logs.String(), "closed pool") {
+		t.Fatalf("the log lacks the cause: %s", logs.String())
 	}
 }
