@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tally-loyalty/tally"
@@ -48,11 +49,22 @@ func parsePoints(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-// decodeStrict decodes one JSON object into v: unknown fields, trailing data
-// and bodies over maxBody are invalid.
-func decodeStrict(data []byte, v any) error {
+// Field names each request object may carry.
+var (
+	awardFields = []string{"member", "points", "reason", "idempotency_key", "expires_at"}
+	batchFields = []string{"awards"}
+)
+
+// decodeStrict decodes one JSON object into v: unknown fields, fields whose
+// name differs in case, repeated fields, trailing data and bodies over maxBody
+// are invalid. (encoding/json alone matches names case-insensitively and lets
+// the last of two equal fields win, so {"points":-5,"points":5} would pass.)
+func decodeStrict(data []byte, v any, fields []string) error {
 	if len(data) > maxBody {
 		return tally.Errorf(tally.EINVALID, "request body exceeds %d bytes", maxBody)
+	}
+	if err := checkFields(data, fields); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -129,7 +141,7 @@ func (r awardRequest) toAward() (ledger.Award, error) {
 // decodeAward parses the body of POST /v1/awards.
 func decodeAward(data []byte) (ledger.Award, error) {
 	var r awardRequest
-	if err := decodeStrict(data, &r); err != nil {
+	if err := decodeStrict(data, &r, awardFields); err != nil {
 		return ledger.Award{}, err
 	}
 	return r.toAward()
@@ -138,7 +150,7 @@ func decodeAward(data []byte) (ledger.Award, error) {
 // decodeDeduction parses the body of POST /v1/deductions.
 func decodeDeduction(data []byte) (ledger.Deduction, error) {
 	var r awardRequest
-	if err := decodeStrict(data, &r); err != nil {
+	if err := decodeStrict(data, &r, awardFields); err != nil {
 		return ledger.Deduction{}, err
 	}
 	if r.ExpiresAt != nil {
@@ -154,7 +166,7 @@ func decodeDeduction(data []byte) (ledger.Deduction, error) {
 // decodeBatch parses the body of POST /v1/awards/batch; an error names the item.
 func decodeBatch(data []byte) ([]ledger.Award, error) {
 	var b batchRequest
-	if err := decodeStrict(data, &b); err != nil {
+	if err := decodeStrict(data, &b, batchFields); err != nil {
 		return nil, err
 	}
 	if len(b.Awards) == 0 || len(b.Awards) > ledger.MaxBatch {
@@ -163,7 +175,7 @@ func decodeBatch(data []byte) ([]ledger.Award, error) {
 	out := make([]ledger.Award, len(b.Awards))
 	for i, raw := range b.Awards {
 		var r awardRequest
-		err := decodeStrict(raw, &r)
+		err := decodeStrict(raw, &r, awardFields)
 		if err == nil {
 			out[i], err = r.toAward()
 		}
@@ -172,4 +184,45 @@ func decodeBatch(data []byte) ([]ledger.Award, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkFields walks the top-level object of data and refuses a field that is
+// not one of fields, spelled exactly, or that appears twice. Malformed JSON is
+// left to the decoder, which describes it better.
+func checkFields(data []byte, fields []string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		known := false
+		for _, f := range fields {
+			known = known || f == name
+		}
+		if !known {
+			return tally.Errorf(tally.EINVALID, "unknown field %q (fields: %s)", clipField(name), strings.Join(fields, ", "))
+		}
+		if seen[name] {
+			return tally.Errorf(tally.EINVALID, "field %q appears twice", name)
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+func clipField(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }

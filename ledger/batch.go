@@ -12,7 +12,8 @@ import (
 // multi-row statements. A malformed item makes the whole batch invalid and
 // nothing changes. Otherwise each item has its own outcome: created, replayed
 // (its key was used before with the same parameters), or an error of its own
-// (idempotency_conflict, not_found for an unknown internal id).
+// (idempotency_conflict, not_found for an unknown internal id). Members are
+// created only for items that are credited.
 func (s *Service) AwardBatch(ctx context.Context, awards []Award) (out []BatchResult, err error) {
 	start := time.Now()
 	defer func() { s.track("award_batch", start, nil, err) }()
@@ -21,7 +22,6 @@ func (s *Service) AwardBatch(ctx context.Context, awards []Award) (out []BatchRe
 	}
 	now := s.now()
 	seen := make(map[string]int, len(awards))
-	refs := make([]MemberRef, len(awards))
 	for i, a := range awards {
 		if err := a.validate(now); err != nil {
 			return nil, tally.Errorf(tally.EINVALID, "awards[%d]: %s", i, tally.ErrorMessage(err))
@@ -30,67 +30,137 @@ func (s *Service) AwardBatch(ctx context.Context, awards []Award) (out []BatchRe
 			return nil, tally.Errorf(tally.EINVALID, "awards[%d]: idempotency_key repeats awards[%d]", i, j)
 		}
 		seen[a.Key] = i
-		refs[i] = a.Member
 	}
-	members, err := s.resolveMany(ctx, refs, true)
-	if err != nil {
-		return nil, err
-	}
-	missing, err := s.missingMembers(ctx, members)
-	if err != nil {
-		return nil, err
-	}
-	out = make([]BatchResult, len(awards))
-	fps := make([][]byte, len(awards))
-	expiries := make([]*time.Time, len(awards))
+	b := &batch{awards: awards, now: now, out: make([]BatchResult, len(awards)),
+		fps: make([][]byte, len(awards)), expiries: make([]*time.Time, len(awards))}
 	for i, a := range awards {
-		expiries[i] = truncExpiry(a.ExpiresAt)
-		fps[i] = fingerprint(KindAward, members[i], a.Points, a.Reason, expiries[i])
+		b.expiries[i] = truncExpiry(a.ExpiresAt)
+		b.fps[i] = fingerprint(KindAward, a.Member, a.Points, a.Reason, b.expiries[i])
 	}
 	for attempt := 1; ; attempt++ {
-		fresh, err := s.classifyBatch(ctx, awards, members, fps, missing, out)
-		if err != nil {
-			return nil, err
-		}
-		if len(fresh) == 0 {
-			return out, nil
-		}
-		err = s.creditBatch(ctx, fresh, awards, members, fps, expiries, now, out)
+		err := s.runBatch(ctx, b)
 		if err == nil {
-			return out, nil
+			return b.out, nil
 		}
 		if (sqlState(err) == stateKeyExists || retryable(err)) && attempt < maxAttempts {
-			continue // a concurrent request took one of the keys: classify again
+			continue // a concurrent request took one of the keys: look again
 		}
 		return nil, fmt.Errorf("award batch: %w", mapErr(err, MemberRef{}))
 	}
 }
 
-// missingMembers returns the internal ids among members that name nobody.
-func (s *Service) missingMembers(ctx context.Context, members []int64) (map[int64]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT m FROM unnest($1::bigint[]) AS m
-		WHERE NOT EXISTS (SELECT 1 FROM members WHERE id = m)`, members)
-	if err != nil {
-		return nil, fmt.Errorf("check members: %w", err)
-	}
-	missing := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		missing[id] = true
-	}
-	return missing, rows.Err()
+// batch is the state of one AwardBatch call across attempts.
+type batch struct {
+	awards   []Award
+	now      time.Time
+	fps      [][]byte
+	expiries []*time.Time
+	out      []BatchResult
 }
 
-// classifyBatch fills out for items that need no new transaction (replays,
-// conflicts, unknown members) and returns the indexes of the others.
-func (s *Service) classifyBatch(ctx context.Context, awards []Award, members []int64, fps [][]byte,
-	missing map[int64]bool, out []BatchResult) ([]int, error) {
-	keys := make([]string, len(awards))
-	for i, a := range awards {
-		keys[i] = a.Key
+// runBatch makes one attempt: settle the items whose key is known, create the
+// members of the rest, and credit them in one statement.
+func (s *Service) runBatch(ctx context.Context, b *batch) error {
+	settled, err := s.settleKnownKeys(ctx, b, allIndexes(len(b.awards)))
+	if err != nil {
+		return err
+	}
+	var pending []int
+	var refs []MemberRef
+	for i := range b.awards {
+		if !settled[i] {
+			pending = append(pending, i)
+			refs = append(refs, b.awards[i].Member)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	ids, err := s.resolveMany(ctx, refs, true)
+	if err != nil {
+		return err
+	}
+	ids, missing, err := s.survivors(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var fresh []int
+	var members []int64
+	for j, i := range pending {
+		if missing[ids[j]] {
+			b.out[i] = BatchResult{Err: tally.Errorf(tally.ENOTFOUND, errMemberNotFoundFmt, b.awards[i].Member)}
+			continue
+		}
+		fresh = append(fresh, i)
+		members = append(members, ids[j])
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	n := len(fresh)
+	pts, reasons, keys := make([]int64, n), make([]string, n), make([]string, n)
+	fps, exps := make([][]byte, n), make([]*time.Time, n)
+	for j, i := range fresh {
+		pts[j], reasons[j], keys[j], fps[j], exps[j] = b.awards[i].Points, b.awards[i].Reason, b.awards[i].Key, b.fps[i], b.expiries[i]
+	}
+	rows, err := s.pool.Query(ctx, `SELECT idx, txn_id, balance_after, key_exists
+		FROM ledger_credit_batch($1, $2, $3, $4, $5, $6, $7, 'issued', $8)`,
+		members, pts, reasons, keys, fps, exps, KindAward, b.now)
+	if err != nil {
+		return err
+	}
+	results := make(map[int]Result, n)
+	var exists []int
+	for rows.Next() {
+		var idx int64
+		var txn, bal *int64
+		var known bool
+		if err := rows.Scan(&idx, &txn, &bal, &known); err != nil {
+			return err
+		}
+		j := int(idx - 1)
+		if known {
+			exists = append(exists, fresh[j])
+			continue
+		}
+		results[fresh[j]] = Result{TxnID: *txn, MemberID: members[j], Points: pts[j], Balance: *bal, CreatedAt: b.now}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// The statement completed, so it committed: record what it did.
+	for i, r := range results {
+		b.out[i] = BatchResult{Result: r}
+	}
+	if len(exists) > 0 {
+		// Keys committed by others while this batch waited for its locks.
+		settled, err := s.settleKnownKeys(ctx, b, exists)
+		if err != nil {
+			return err
+		}
+		for _, i := range exists {
+			if !settled[i] {
+				return fmt.Errorf("award batch: key of item %d vanished", i)
+			}
+		}
+	}
+	return nil
+}
+
+func allIndexes(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// settleKnownKeys fills b.out for the items among idx whose key is stored:
+// a replay when the fingerprint matches, idempotency_conflict otherwise.
+func (s *Service) settleKnownKeys(ctx context.Context, b *batch, idx []int) (map[int]bool, error) {
+	keys := make([]string, len(idx))
+	for j, i := range idx {
+		keys[j] = b.awards[i].Key
 	}
 	rows, err := s.pool.Query(ctx, `SELECT idempotency_key, id, member_id, abs(points), balance_after, created_at, fingerprint
 		FROM txns WHERE idempotency_key = ANY ($1)`, keys)
@@ -114,59 +184,53 @@ func (s *Service) classifyBatch(ctx context.Context, awards []Award, members []i
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var fresh []int
-	for i, a := range awards {
-		st, ok := have[a.Key]
+	settled := map[int]bool{}
+	for _, i := range idx {
+		st, ok := have[b.awards[i].Key]
 		switch {
-		case ok && string(st.fp) == string(fps[i]):
-			out[i] = BatchResult{Result: st.res}
-		case ok:
-			out[i] = BatchResult{Err: tally.Errorf(tally.ECONFLICT, "idempotency_key %q was used for a different request", clip(a.Key))}
-		case missing[members[i]]:
-			out[i] = BatchResult{Err: tally.Errorf(tally.ENOTFOUND, errMemberNotFoundFmt, a.Member)}
+		case !ok:
+			continue
+		case string(st.fp) == string(b.fps[i]):
+			b.out[i] = BatchResult{Result: st.res}
 		default:
-			fresh = append(fresh, i)
+			b.out[i] = BatchResult{Err: tally.Errorf(tally.ECONFLICT, "idempotency_key %q was used for a different request", clip(b.awards[i].Key))}
 		}
+		settled[i] = true
 	}
-	return fresh, nil
+	return settled, nil
 }
 
-// creditBatch runs one ledger_credit_batch statement for the fresh items.
-func (s *Service) creditBatch(ctx context.Context, fresh []int, awards []Award, members []int64, fps [][]byte,
-	expiries []*time.Time, now time.Time, out []BatchResult) error {
-	n := len(fresh)
-	ms, pts := make([]int64, n), make([]int64, n)
-	reasons, keys := make([]string, n), make([]string, n)
-	fs, exps := make([][]byte, n), make([]*time.Time, n)
-	for j, i := range fresh {
-		ms[j], pts[j], reasons[j], keys[j], fs[j], exps[j] = members[i], awards[i].Points, awards[i].Reason, awards[i].Key, fps[i], expiries[i]
-	}
-	rows, err := s.pool.Query(ctx, `SELECT idx, txn_id, balance_after
-		FROM ledger_credit_batch($1, $2, $3, $4, $5, $6, $7, 'issued', $8)`,
-		ms, pts, reasons, keys, fs, exps, KindAward, now)
+// survivors maps each member id to the member it was merged into by /link (or
+// itself), and reports the ids that name nobody.
+func (s *Service) survivors(ctx context.Context, ids []int64) ([]int64, map[int64]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT u.id, m.id IS NULL, coalesce(m.merged_into, m.id, 0)
+		FROM unnest($1::bigint[]) AS u(id) LEFT JOIN members m ON m.id = u.id`, ids)
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("check members: %w", err)
 	}
-	results := make([]Result, 0, n)
+	to := map[int64]int64{}
+	missing := map[int64]bool{}
 	for rows.Next() {
-		var idx int64
-		var r Result
-		if err := rows.Scan(&idx, &r.TxnID, &r.Balance); err != nil {
-			return err
+		var id, target int64
+		var gone bool
+		if err := rows.Scan(&id, &gone, &target); err != nil {
+			return nil, nil, err
 		}
-		i := fresh[idx-1]
-		r.MemberID, r.Points, r.CreatedAt = members[i], awards[i].Points, now
-		results = append(results, r)
+		if gone {
+			missing[id] = true
+		}
+		to[id] = target
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	if len(results) != n {
-		return fmt.Errorf("award batch: %d results for %d items", len(results), n)
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		if missing[id] {
+			out[i] = id
+		} else {
+			out[i] = to[id]
+		}
 	}
-	// Only a statement that completed is committed: fill out now.
-	for j, i := range fresh {
-		out[i] = BatchResult{Result: results[j]}
-	}
-	return nil
+	return out, missing, nil
 }

@@ -40,8 +40,10 @@ func (s *Service) EnsureMember(ctx context.Context, platform, userID, name strin
 	var p Profile
 	var locale *string
 	// The name is written only when it changed, so a chat command is a read.
+	// The member wrote to the bot, so the platform can reach them again.
 	err = s.pool.QueryRow(ctx, `WITH upd AS (
-			UPDATE members SET name = $2 WHERE id = $1 AND name IS DISTINCT FROM $2 AND $2 <> ''
+			UPDATE members SET name = CASE WHEN $2 <> '' THEN $2 ELSE name END, unreachable = false
+			WHERE id = $1 AND ((name IS DISTINCT FROM $2 AND $2 <> '') OR unreachable)
 		)
 		SELECT id, CASE WHEN $2 <> '' THEN $2 ELSE name END, locale, notify FROM members WHERE id = $1`, ids[0], name).
 		Scan(&p.ID, &p.Name, &locale, &p.Notify)
@@ -173,4 +175,16 @@ func (s *Service) Link(ctx context.Context, code string, caller int64) (res Link
 		}
 		return res, nil
 	}
+}
+
+// MarkUnreachable records whether the platform can deliver messages to the
+// member behind an identity (false again once they write to the bot).
+func (s *Service) MarkUnreachable(ctx context.Context, platform, userID string, unreachable bool) error {
+	_, err := s.pool.Exec(ctx, `UPDATE members SET unreachable = $3
+		WHERE id = (SELECT member_id FROM identities WHERE platform = $1 AND user_id = $2) AND unreachable <> $3`,
+		platform, userID, unreachable)
+	if err != nil {
+		return fmt.Errorf("mark unreachable: %w", err)
+	}
+	return nil
 }

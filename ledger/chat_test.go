@@ -164,3 +164,39 @@ func randDigits() string {
 	digitsN++
 	return strconv.Itoa(digitsN)
 }
+
+// TestLink_ReplaysAndMergedIDsFollowTheSurvivor: an award replayed after its
+// member was linked still replays, and an internal id of the merged member
+// reaches the survivor.
+func TestLink_ReplaysAndMergedIDsFollowTheSurvivor(t *testing.T) {
+	l, _, _ := newLedger(t)
+	ctx := context.Background()
+	a := mustAward(t, l, "telegram:1", 10, "k1", nil)
+	b := mustAward(t, l, "discord:2", 20, "k2", nil)
+	code, _, _ := l.CreateLinkCode(ctx, a.MemberID, "telegram")
+	if res, err := l.Link(ctx, code, b.MemberID); err != nil || res.Survivor != a.MemberID {
+		t.Fatalf("link %+v %v", res, err)
+	}
+	again := mustAward(t, l, "discord:2", 20, "k2", nil)
+	if !again.Replayed || again.TxnID != b.TxnID {
+		t.Fatalf("replay after link = %+v", again)
+	}
+	gone := ledger.MemberRef{ID: b.MemberID}
+	res, err := l.Award(ctx, ledger.Award{Member: gone, Points: 5, Key: "k3"})
+	if err != nil || res.MemberID != a.MemberID || res.Balance != 35 {
+		t.Fatalf("award to merged id = %+v, %v", res, err)
+	}
+	out, err := l.AwardBatch(ctx, []ledger.Award{{Member: gone, Points: 5, Key: "k4"}})
+	if err != nil || out[0].Err != nil || out[0].Result.MemberID != a.MemberID || out[0].Result.Balance != 40 {
+		t.Fatalf("batch award to merged id = %+v, %v", out, err)
+	}
+	d, err := l.Deduct(ctx, ledger.Deduction{Member: gone, Points: 40, Key: "k5"})
+	if err != nil || d.Balance != 0 {
+		t.Fatalf("deduct from merged id = %+v, %v", d, err)
+	}
+	m, _, err := l.Member(ctx, gone)
+	if err != nil || m.ID != a.MemberID {
+		t.Fatalf("member by merged id = %+v, %v", m, err)
+	}
+	mustCheck(t, l)
+}

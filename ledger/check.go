@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math/big"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,9 +21,10 @@ type Report struct {
 	Postings     int64
 	Lots         int64
 	// Outstanding is the points members hold (the sum of member accounts).
-	Outstanding int64
+	// Totals are big integers: many members may hold more than int64 together.
+	Outstanding *big.Int
 	// System holds the balance of every system account, derived from postings.
-	System     map[string]int64
+	System     map[string]*big.Int
 	Violations []Violation
 }
 
@@ -49,9 +51,9 @@ var checks = []check{
 		  AND data_type <> 'bigint'`},
 	// 2. Double entry: every transaction has postings that sum to zero, and its
 	// member posting is the amount the transaction says.
-	{2, `SELECT format('transaction %s: %s postings summing to %s', t.id, count(p.txn_id), coalesce(sum(p.amount), 0))
+	{2, `SELECT format('transaction %s: %s postings summing to %s', t.id, count(p.txn_id), coalesce(sum(p.amount::numeric), 0))
 		FROM txns t LEFT JOIN postings p ON p.txn_id = t.id
-		GROUP BY t.id HAVING count(p.txn_id) < 2 OR coalesce(sum(p.amount), 0) <> 0`},
+		GROUP BY t.id HAVING count(p.txn_id) < 2 OR coalesce(sum(p.amount::numeric), 0) <> 0`},
 	{2, `SELECT format('transaction %s: points %s but member posting %s', t.id, t.points, p.amount)
 		FROM txns t LEFT JOIN postings p ON p.txn_id = t.id AND p.account = 'member'
 		WHERE p.amount IS DISTINCT FROM t.points OR p.member_id <> t.member_id`},
@@ -123,38 +125,39 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 		return Report{}, fmt.Errorf("check: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	r := Report{System: map[string]int64{}}
+	r := Report{System: map[string]*big.Int{}}
+	var outstanding string
 	err = tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM txns),
 			(SELECT count(*) FROM postings), (SELECT count(*) FROM lots),
-			(SELECT coalesce(sum(balance), 0)::bigint FROM members)`).
-		Scan(&r.Members, &r.Transactions, &r.Postings, &r.Lots, &r.Outstanding)
+			(SELECT coalesce(sum(balance::numeric), 0)::text FROM members)`).
+		Scan(&r.Members, &r.Transactions, &r.Postings, &r.Lots, &outstanding)
 	if err != nil {
 		return Report{}, fmt.Errorf("check: count: %w", err)
 	}
+	r.Outstanding, _ = new(big.Int).SetString(outstanding, 10)
 	for _, a := range SystemAccounts {
-		r.System[a] = 0
+		r.System[a] = new(big.Int)
 	}
-	rows, err := tx.Query(ctx, `SELECT account, sum(amount)::bigint FROM postings WHERE account <> 'member' GROUP BY account`)
+	rows, err := tx.Query(ctx, `SELECT account, sum(amount::numeric)::text FROM postings WHERE account <> 'member' GROUP BY account`)
 	if err != nil {
 		return Report{}, fmt.Errorf("check: system accounts: %w", err)
 	}
 	for rows.Next() {
-		var a string
-		var v int64
+		var a, v string
 		if err := rows.Scan(&a, &v); err != nil {
 			return Report{}, err
 		}
-		r.System[a] = v
+		r.System[a], _ = new(big.Int).SetString(v, 10)
 	}
 	if err := rows.Err(); err != nil {
 		return Report{}, err
 	}
-	var total int64 = r.Outstanding
+	total := new(big.Int).Set(r.Outstanding)
 	for _, v := range r.System {
-		total += v
+		total.Add(total, v)
 	}
-	if total != 0 {
-		r.Violations = append(r.Violations, Violation{2, fmt.Sprintf("all accounts sum to %d, not 0", total)})
+	if total.Sign() != 0 {
+		r.Violations = append(r.Violations, Violation{2, fmt.Sprintf("all accounts sum to %s, not 0", total)})
 	}
 	for _, c := range checks {
 		rows, err := tx.Query(ctx, c.query+fmt.Sprintf(" LIMIT %d", maxPerCheck))

@@ -231,10 +231,107 @@ func TestConcurrency_BatchesOnOverlappingMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := mustCheck(t, l)
-	if r.System["issued"] != -(members*batches*3 + batches*2) {
+	if r.System["issued"].Int64() != -(members*batches*3 + batches*2) {
 		t.Fatalf("issued %d, want %d", r.System["issued"], -(members*batches*3 + batches*2))
 	}
-	if r.Outstanding != -r.System["issued"]-r.System["redeemed"] {
+	if r.Outstanding.Int64() != -r.System["issued"].Int64()-r.System["redeemed"].Int64() {
 		t.Fatalf("report = %+v", r)
+	}
+}
+
+// TestConcurrency_BatchesAndSinglesSharingKeys: batches and single requests
+// race on the same keys for different members. Every key applies once; the
+// others replay or conflict, never fail.
+func TestConcurrency_BatchesAndSinglesSharingKeys(t *testing.T) {
+	l, _, _ := newLedger(t)
+	ctx := context.Background()
+	const keys, batchers, singles = 120, 6, 8
+	member := func(k int) string { return fmt.Sprint("telegram:", k%5+1) }
+	var wg sync.WaitGroup
+	errs := make(chan error, batchers+singles)
+	for w := range batchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 99))
+			for range 4 {
+				var items []ledger.Award
+				picked := map[int]bool{}
+				for len(items) < 30 {
+					k := rng.IntN(keys)
+					if picked[k] {
+						continue
+					}
+					picked[k] = true
+					// Half the workers name the member differently: conflicts.
+					m := member(k)
+					if w%2 == 1 && k%3 == 0 {
+						m = member(k + 1)
+					}
+					items = append(items, ledger.Award{Member: ref(t, m), Points: 7, Key: fmt.Sprint("k", k)})
+				}
+				out, err := l.AwardBatch(ctx, items)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, r := range out {
+					if r.Err != nil && tally.ErrorCode(r.Err) != tally.ECONFLICT {
+						errs <- r.Err
+						return
+					}
+				}
+			}
+		}()
+	}
+	for w := range singles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 5))
+			for range 30 {
+				k := rng.IntN(keys)
+				_, err := l.Award(ctx, ledger.Award{Member: ref(t, member(k)), Points: 7, Key: fmt.Sprint("k", k)})
+				if err != nil && tally.ErrorCode(err) != tally.ECONFLICT {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	r := mustCheck(t, l)
+	if r.Outstanding.Int64() != r.Transactions*7 {
+		t.Fatalf("outstanding %s for %d transactions of 7", r.Outstanding, r.Transactions)
+	}
+}
+
+// TestConcurrency_BatchesWithKeysInOppositeOrder must not deadlock.
+func TestConcurrency_BatchesWithKeysInOppositeOrder(t *testing.T) {
+	l, _, _ := newLedger(t)
+	ctx := context.Background()
+	for round := range 8 {
+		var up, down []ledger.Award
+		for i := range 20 {
+			up = append(up, ledger.Award{Member: ref(t, "telegram:1"), Points: 1, Key: fmt.Sprint(round, "-", i)})
+			down = append(down, ledger.Award{Member: ref(t, "telegram:2"), Points: 1, Key: fmt.Sprint(round, "-", 19-i)})
+		}
+		var wg sync.WaitGroup
+		var e1, e2 error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, e1 = l.AwardBatch(ctx, up) }()
+		go func() { defer wg.Done(); _, e2 = l.AwardBatch(ctx, down) }()
+		wg.Wait()
+		if e1 != nil || e2 != nil {
+			t.Fatal(e1, e2)
+		}
+	}
+	r := mustCheck(t, l)
+	if r.Transactions != 8*20 {
+		t.Fatalf("%d transactions, want %d", r.Transactions, 8*20)
 	}
 }

@@ -56,7 +56,8 @@ type MemberRef struct {
 	UserID   string
 }
 
-var userIDPattern = regexp.MustCompile(`^[0-9]{1,20}$`)
+// userIDPattern admits ids without leading zeros, so one user has one spelling.
+var userIDPattern = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
 
 // ParseMemberRef parses "17" (an internal id) or "platform:user_id" such as
 // "telegram:42" or "discord:80351110224678912".
@@ -70,7 +71,7 @@ func ParseMemberRef(s string) (MemberRef, error) {
 			return MemberRef{}, tally.Errorf(tally.EINVALID, "member %q: unknown platform %q (use %s)", clip(s), clip(platform), strings.Join(Platforms, ", "))
 		}
 		if !userIDPattern.MatchString(uid) {
-			return MemberRef{}, tally.Errorf(tally.EINVALID, "member %q: the user id must be 1 to 20 digits", clip(s))
+			return MemberRef{}, tally.Errorf(tally.EINVALID, "member %q: the user id must be 1 to 20 digits without leading zeros", clip(s))
 		}
 		return MemberRef{Platform: platform, UserID: uid}, nil
 	}
@@ -224,6 +225,9 @@ func validateText(key, reason string) error {
 	if strings.ContainsRune(key, 0) {
 		return tally.Errorf(tally.EINVALID, "idempotency_key must not contain NUL")
 	}
+	if strings.HasPrefix(key, ReservedKeyPrefix) {
+		return tally.Errorf(tally.EINVALID, "idempotency_key must not start with %q (Tally's own keys do)", ReservedKeyPrefix)
+	}
 	return nil
 }
 
@@ -240,15 +244,20 @@ func (a Award) validate(now time.Time) error {
 	return nil
 }
 
+// ReservedKeyPrefix starts the idempotency keys Tally makes itself (links,
+// later task payments and prizes); requests may not use it.
+const ReservedKeyPrefix = "tally:"
+
 // fingerprint hashes what a request asks for, so a key reused with other
-// parameters is told apart from a retry.
-func fingerprint(op string, member, points int64, reason string, expires *time.Time) []byte {
+// parameters is told apart from a retry. The member is the reference as the
+// request gave it: after a /link moves an identity, a replay still matches.
+func fingerprint(op string, member MemberRef, points int64, reason string, expires *time.Time) []byte {
 	h := sha256.New()
 	var b [8]byte
 	h.Write([]byte(op))
 	h.Write([]byte{0})
-	binary.BigEndian.PutUint64(b[:], uint64(member))
-	h.Write(b[:])
+	h.Write([]byte(member.String()))
+	h.Write([]byte{0})
 	binary.BigEndian.PutUint64(b[:], uint64(points))
 	h.Write(b[:])
 	h.Write([]byte(reason))
@@ -266,10 +275,12 @@ const (
 	stateInsufficient    = "TL002"
 	stateMemberNotFound  = "TL003"
 	stateIdentityRace    = "TL004"
+	stateMerged          = "TL005"
+	stateCheckViolation  = "23514"
 	stateOutOfRange      = "22003"
 	stateDeadlock        = "40P01"
 	stateSerialization   = "40001"
-	maxAttempts          = 5
+	maxAttempts          = 10
 	errMemberNotFoundFmt = "member %s not found"
 )
 
@@ -399,8 +410,10 @@ func mapErr(err error, ref MemberRef) error {
 		return tally.Errorf(tally.ENOTFOUND, errMemberNotFoundFmt, ref)
 	case stateInsufficient:
 		return tally.Errorf(tally.EINSUFFICIENT, "member %s has %s points available", ref, pgErr.Detail)
-	case stateOutOfRange:
-		return tally.Errorf(tally.EINVALID, "the balance would exceed the largest number of points a member may hold")
+	case stateOutOfRange, stateCheckViolation:
+		return tally.Errorf(tally.EINVALID, "the balance would exceed %d, the most points a member may hold", int64(MaxPoints))
+	case stateKeyExists:
+		return tally.Errorf(tally.ECONFLICT, "another request with the same idempotency_key is in progress; retry it")
 	}
 	return err
 }
@@ -430,7 +443,7 @@ func (s *Service) Award(ctx context.Context, a Award) (res Result, err error) {
 		return Result{}, err
 	}
 	expires := truncExpiry(a.ExpiresAt)
-	fp := fingerprint(KindAward, member, a.Points, a.Reason, expires)
+	fp := fingerprint(KindAward, a.Member, a.Points, a.Reason, expires)
 	for attempt := 1; ; attempt++ {
 		res = Result{MemberID: member, Points: a.Points, CreatedAt: now}
 		err = s.pool.QueryRow(ctx, "SELECT txn_id, balance_after FROM ledger_credit($1, $2, $3, 'issued', $4, $5, $6, $7, $8)",
@@ -440,6 +453,9 @@ func (s *Service) Award(ctx context.Context, a Award) (res Result, err error) {
 			return res, nil
 		case sqlState(err) == stateKeyExists:
 			return s.replay(ctx, a.Key, fp)
+		case sqlState(err) == stateMerged && attempt < maxAttempts:
+			member = survivorOf(err) // /link joined this member into another
+			continue
 		case retryable(err) && attempt < maxAttempts:
 			continue
 		}
@@ -468,11 +484,14 @@ func (s *Service) Deduct(ctx context.Context, d Deduction) (res Result, err erro
 		return Result{}, err
 	}
 	member, err := s.resolve(ctx, d.Member, false)
+	if err == nil && d.Member.Platform == "" {
+		member, err = s.followMerged(ctx, member)
+	}
 	if err != nil {
 		return Result{}, err
 	}
 	now := s.now()
-	fp := fingerprint(KindDeduction, member, d.Points, d.Reason, nil)
+	fp := fingerprint(KindDeduction, d.Member, d.Points, d.Reason, nil)
 	for attempt := 1; ; attempt++ {
 		res = Result{MemberID: member, Points: d.Points, CreatedAt: now}
 		err = s.pool.QueryRow(ctx, "SELECT txn_id, balance_after FROM ledger_debit($1, $2, $3, 'redeemed', $4, $5, $6, $7)",
@@ -496,4 +515,25 @@ func (s *Service) keyExists(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("read idempotency key: %w", err)
 	}
 	return exists, nil
+}
+
+// survivorOf reads the member a TL005 error names as the survivor of a merge.
+func survivorOf(err error) int64 {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if id, perr := strconv.ParseInt(pgErr.Detail, 10, 64); perr == nil {
+			return id
+		}
+	}
+	return 0
+}
+
+// followMerged returns the member a /link merged id into, or id itself.
+func (s *Service) followMerged(ctx context.Context, id int64) (int64, error) {
+	var to int64
+	err := s.pool.QueryRow(ctx, "SELECT coalesce((SELECT merged_into FROM members WHERE id = $1), $1)", id).Scan(&to)
+	if err != nil {
+		return 0, fmt.Errorf("read member: %w", err)
+	}
+	return to, nil
 }

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,8 @@ func TestParseMemberRef(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"", "0", "-3", "+3", "1.5", "abc", "telegram:", "telegram:abc", "telegram:-1",
-		"slack:42", ":42", "telegram:123456789012345678901", "99999999999999999999999", "telegram:4 2", "telegram:42:1"} {
+		"slack:42", ":42", "telegram:123456789012345678901", "99999999999999999999999", "telegram:4 2", "telegram:42:1",
+		"telegram:042", "017", "discord:0"} {
 		if _, err := ledger.ParseMemberRef(in); tally.ErrorCode(err) != tally.EINVALID {
 			t.Errorf("ParseMemberRef(%q) = %v, want invalid", in, err)
 		}
@@ -123,7 +125,7 @@ func TestAward_CreatesMemberOnFirstAwardAndReplays(t *testing.T) {
 		t.Fatalf("member = %+v %+v", m, b)
 	}
 	r := mustCheck(t, l)
-	if r.Transactions != 2 || r.Outstanding != 150 || r.System["issued"] != -150 {
+	if r.Transactions != 2 || r.Outstanding.Int64() != 150 || r.System["issued"].Int64() != -150 {
 		t.Fatalf("report = %+v", r)
 	}
 }
@@ -184,35 +186,50 @@ func TestAward_RefusesBadInputAndChangesNothing(t *testing.T) {
 		t.Errorf("unknown internal id: %v, want not_found", err)
 	}
 	r := mustCheck(t, l)
-	if r.Members != 1 || r.Transactions != 1 || r.Outstanding != 10 {
+	if r.Members != 1 || r.Transactions != 1 || r.Outstanding.Int64() != 10 {
 		t.Fatalf("bad input changed the ledger: %+v", r)
 	}
 }
 
-func TestAward_BalanceOverflowIsRefused(t *testing.T) {
+func TestAward_BalanceAboveJSONSafeLimitIsRefused(t *testing.T) {
 	l, _, _ := newLedger(t)
 	ctx := context.Background()
-	// 1024 awards of 2^53−1 would pass 2^63−1.
-	var batch []ledger.Award
-	for i := range 1000 {
-		batch = append(batch, ledger.Award{Member: ref(t, "telegram:7"), Points: ledger.MaxPoints, Key: fmt.Sprint("b", i)})
+	mustAward(t, l, "telegram:7", ledger.MaxPoints-1, "a", nil)
+	mustAward(t, l, "telegram:7", 1, "b", nil)
+	_, err := l.Award(ctx, ledger.Award{Member: ref(t, "telegram:7"), Points: 1, Key: "c"})
+	wantCode(t, err, tally.EINVALID)
+	_, err = l.AwardBatch(ctx, []ledger.Award{
+		{Member: ref(t, "telegram:8"), Points: ledger.MaxPoints, Key: "d"},
+		{Member: ref(t, "telegram:8"), Points: 1, Key: "e"},
+	})
+	wantCode(t, err, tally.EINVALID)
+	if got := available(t, l, "telegram:7"); got != ledger.MaxPoints {
+		t.Fatalf("balance %d, want %d", got, int64(ledger.MaxPoints))
 	}
-	if _, err := l.AwardBatch(ctx, batch); err != nil {
-		t.Fatal(err)
+	r := mustCheck(t, l)
+	if r.Transactions != 2 {
+		t.Fatalf("%d transactions, want 2", r.Transactions)
 	}
-	var err error
-	awarded := int64(1000)
-	for i := 0; i < 30 && err == nil; i++ {
-		_, err = l.Award(ctx, ledger.Award{Member: ref(t, "telegram:7"), Points: ledger.MaxPoints, Key: fmt.Sprint("s", i)})
-		if err == nil {
-			awarded++
+}
+
+// TestCheck_TotalsBeyondInt64: members together may hold more than int64.
+func TestCheck_TotalsBeyondInt64(t *testing.T) {
+	l, _, _ := newLedger(t)
+	ctx := context.Background()
+	for b := range 2 {
+		var items []ledger.Award
+		for i := range 600 {
+			items = append(items, ledger.Award{Member: ref(t, fmt.Sprintf("discord:%d", b*1000+i+1)), Points: ledger.MaxPoints, Key: fmt.Sprint(b, "-", i)})
+		}
+		if _, err := l.AwardBatch(ctx, items); err != nil {
+			t.Fatal(err)
 		}
 	}
-	wantCode(t, err, tally.EINVALID)
-	if got := available(t, l, "telegram:7"); got != awarded*ledger.MaxPoints {
-		t.Fatalf("balance %d, want %d awards of 2^53-1", got, awarded)
+	r := mustCheck(t, l)
+	want := new(big.Int).Mul(big.NewInt(1200), big.NewInt(ledger.MaxPoints))
+	if r.Outstanding.Cmp(want) != 0 || r.Outstanding.IsInt64() {
+		t.Fatalf("outstanding %s, want %s", r.Outstanding, want)
 	}
-	mustCheck(t, l)
 }
 
 func TestDeduct_InsufficientLeavesKeyFreeForRetry(t *testing.T) {

@@ -96,8 +96,10 @@ func template(ctx context.Context) (string, error) {
 			templateErr = err
 			return
 		}
+		// Templates of older schemas are dropped, but never while in use (no
+		// FORCE): a run of another checkout may be cloning from its own.
 		for _, name := range stale {
-			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize())
 		}
 		building := templateName + "_build"
 		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)")

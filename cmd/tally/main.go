@@ -46,8 +46,12 @@ Usage:
 Configuration comes from the environment; see README.md.
 `
 
-// shutdownBudget is how long serve may take to stop after SIGTERM.
-const shutdownBudget = 10 * time.Second
+// Serve stops within 10 s of SIGTERM: httpDrain for requests in flight plus
+// jobDrain (queue.Config.ShutdownTimeout) for running jobs, with room to spare.
+const (
+	httpDrain = 4 * time.Second
+	jobDrain  = 4 * time.Second
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -144,7 +148,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	q, err := queue.New(ctx, cfg.RedisURL, queue.Config{Location: prog.Location}, log)
+	q, err := queue.New(ctx, cfg.RedisURL, queue.Config{Location: prog.Location, ShutdownTimeout: jobDrain}, log)
 	if err != nil {
 		return err
 	}
@@ -191,12 +195,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget-2*time.Second)
+		// Within the 10 s budget: up to 4 s for requests in flight (then their
+		// connections are cut), then up to 4 s for running jobs (unfinished
+		// ones go back to the queue and run again later).
+		sctx, cancel := context.WithTimeout(context.Background(), httpDrain)
 		defer cancel()
-		// Stop taking requests first, then let running jobs finish.
-		err := httpSrv.Shutdown(sctx)
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			log.Warn("requests still running after the drain time; closing their connections", "drain", httpDrain)
+			httpSrv.Close()
+		}
 		q.Shutdown()
-		return err
+		return nil
 	})
 	err = g.Wait()
 	log.Info("stopped")

@@ -14,13 +14,15 @@ CREATE TABLE members (
     id          bigserial PRIMARY KEY,
     name        text NOT NULL DEFAULT '',
     locale      text,
-    balance     bigint NOT NULL DEFAULT 0 CHECK (balance >= 0),
+    -- At most 2^53−1, the largest integer every JSON client reads exactly.
+    balance     bigint NOT NULL DEFAULT 0 CHECK (balance >= 0 AND balance <= 9007199254740991),
     created_at  timestamptz NOT NULL
 );
 
 CREATE TABLE identities (
     platform    text NOT NULL CHECK (platform IN ('telegram', 'discord', 'console')),
-    user_id     text NOT NULL CHECK (user_id ~ '^[0-9]{1,20}$'),
+    -- Digits without leading zeros, so one user cannot appear under two ids.
+    user_id     text NOT NULL CHECK (user_id ~ '^[1-9][0-9]{0,19}$'),
     member_id   bigint NOT NULL REFERENCES members (id),
     created_at  timestamptz NOT NULL,
     PRIMARY KEY (platform, user_id)
@@ -237,26 +239,36 @@ BEGIN
     RETURN QUERY SELECT tid, avail - p_points;
 END $$;
 
--- ledger_credit_batch credits many members in one statement. The caller
--- passes only items whose key it did not find; if a concurrent request inserted
--- one of those keys meanwhile, TL001 rolls the whole batch back and the caller
--- retries.
+-- ledger_credit_batch credits many members in one statement. It locks the
+-- members first; then every item whose key exists is returned with exists set
+-- (the caller reads it as a replay or a conflict) and the others are credited.
+-- Only a request that inserts one of the same keys in the instant between the
+-- check and the insert makes it raise TL001, and the caller retries.
 CREATE FUNCTION ledger_credit_batch(p_members bigint[], p_points bigint[], p_reasons text[],
     p_keys text[], p_fps bytea[], p_expires timestamptz[], p_kind text, p_source text, p_now timestamptz)
-RETURNS TABLE (idx bigint, txn_id bigint, balance_after bigint) LANGUAGE plpgsql AS $$
+RETURNS TABLE (idx bigint, txn_id bigint, balance_after bigint, key_exists boolean) LANGUAGE plpgsql AS $$
 DECLARE
-    n_items int := cardinality(p_members);
     n_locked int;
+    n_fresh int;
     n_inserted int;
 BEGIN
     -- Lock the members' rows in id order so concurrent batches cannot deadlock.
-    -- The statement below starts after the locks are held, so it reads the
-    -- latest balances.
+    -- The statements below start after the locks are held, so they read the
+    -- latest balances and every key committed before.
     PERFORM 1 FROM members WHERE id = ANY (p_members) ORDER BY id FOR UPDATE;
     GET DIAGNOSTICS n_locked = ROW_COUNT;
     IF n_locked <> (SELECT count(DISTINCT m) FROM unnest(p_members) AS m) THEN
         RAISE EXCEPTION 'member not found' USING ERRCODE = 'TL003';
     END IF;
+
+    RETURN QUERY
+    SELECT u.idx, NULL::bigint, NULL::bigint, true
+    FROM unnest(p_keys) WITH ORDINALITY AS u(k, idx)
+    WHERE EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k)
+    ORDER BY u.idx;
+
+    SELECT count(*) INTO n_fresh FROM unnest(p_keys) AS u(k)
+    WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k);
 
     RETURN QUERY
     WITH expired AS (
@@ -266,19 +278,23 @@ BEGIN
         WHERE l.member_id = ANY (p_members) AND l.state = 'active'
           AND l.expires_at IS NOT NULL AND l.expires_at <= p_now
         GROUP BY l.member_id
-    ), items AS MATERIALIZED (
-        SELECT u.idx, u.m, u.p, u.r, u.k, u.f, u.e,
-               (mb.balance - coalesce(x.total, 0)
-                 + sum(CASE WHEN u.e IS NOT NULL AND u.e <= p_now THEN 0 ELSE u.p END)
-                       OVER (PARTITION BY u.m ORDER BY u.idx))::bigint AS bal
-        FROM unnest(p_members, p_points, p_reasons, p_keys, p_fps, p_expires) WITH ORDINALITY
+    ), fresh AS (
+        SELECT u.* FROM unnest(p_members, p_points, p_reasons, p_keys, p_fps, p_expires) WITH ORDINALITY
              AS u(m, p, r, k, f, e, idx)
-        JOIN members mb ON mb.id = u.m
-        LEFT JOIN expired x ON x.member_id = u.m
+        WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k)
+    ), items AS MATERIALIZED (
+        SELECT f.idx, f.m, f.p, f.r, f.k, f.f, f.e,
+               (mb.balance - coalesce(x.total, 0)
+                 + sum(CASE WHEN f.e IS NOT NULL AND f.e <= p_now THEN 0 ELSE f.p END)
+                       OVER (PARTITION BY f.m ORDER BY f.idx))::bigint AS bal
+        FROM fresh f
+        JOIN members mb ON mb.id = f.m
+        LEFT JOIN expired x ON x.member_id = f.m
     ), ins AS (
+        -- In key order: two batches sharing keys take them in the same order.
         INSERT INTO txns (member_id, kind, points, reason, idempotency_key, fingerprint, balance_after, expires_at, created_at)
         SELECT items.m, p_kind, items.p, items.r, items.k, items.f, items.bal, items.e, p_now
-        FROM items ORDER BY items.idx
+        FROM items ORDER BY items.k
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id, idempotency_key
     ), j AS MATERIALIZED (
@@ -295,9 +311,9 @@ BEGIN
         FROM (SELECT j.m, sum(j.p)::bigint AS total FROM j GROUP BY j.m) s
         WHERE mb.id = s.m
     )
-    SELECT j.idx, j.tid, j.bal FROM j ORDER BY j.idx;
+    SELECT j.idx, j.tid, j.bal, false FROM j ORDER BY j.idx;
     GET DIAGNOSTICS n_inserted = ROW_COUNT;
-    IF n_inserted <> n_items THEN
+    IF n_inserted <> n_fresh THEN
         RAISE EXCEPTION 'idempotency key exists' USING ERRCODE = 'TL001';
     END IF;
 END $$;

@@ -86,11 +86,11 @@ BEGIN
                   AND (expires_at IS NULL OR expires_at > p_now));
     IF moved > 0 THEN
         INSERT INTO txns (member_id, kind, points, reason, idempotency_key, fingerprint, balance_after, created_at)
-        VALUES (gone, 'link_out', -moved, 'linked into member ' || keep, 'link:' || p_code || ':out',
+        VALUES (gone, 'link_out', -moved, 'linked into member ' || keep, 'tally:link:' || p_code || ':out',
                 sha256(convert_to('link_out:' || p_code, 'UTF8')), 0, p_now)
         RETURNING id INTO out_id;
         INSERT INTO txns (member_id, kind, points, reason, idempotency_key, fingerprint, balance_after, created_at)
-        VALUES (keep, 'link_in', moved, 'linked from member ' || gone, 'link:' || p_code || ':in',
+        VALUES (keep, 'link_in', moved, 'linked from member ' || gone, 'tally:link:' || p_code || ':in',
                 sha256(convert_to('link_in:' || p_code, 'UTF8')), bal, p_now)
         RETURNING id INTO in_id;
         INSERT INTO lot_consumptions (txn_id, lot_id, member_id, amount)
@@ -109,3 +109,15 @@ BEGIN
     END IF;
     RETURN QUERY SELECT 'linked'::text, keep, bal;
 END $$;
+
+-- Points credited to a member merged by /link would reach nobody (its
+-- identities moved to the survivor). The ledger resolves merged members to
+-- their survivor first; this refuses what slips past, naming the survivor.
+CREATE FUNCTION ledger_refuse_merged() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'member % was merged into %', OLD.id, OLD.merged_into
+        USING ERRCODE = 'TL005', DETAIL = OLD.merged_into::text;
+END $$;
+CREATE TRIGGER members_refuse_merged BEFORE UPDATE OF balance ON members
+    FOR EACH ROW WHEN (OLD.merged_into IS NOT NULL AND NEW.balance > OLD.balance)
+    EXECUTE FUNCTION ledger_refuse_merged();
