@@ -23,7 +23,9 @@ import (
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/api"
 	"github.com/tally-loyalty/tally/bench"
+	"github.com/tally-loyalty/tally/bot"
 	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/locales"
 	"github.com/tally-loyalty/tally/metrics"
 	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
@@ -37,6 +39,7 @@ const usage = `tally runs a loyalty-points programme inside chat communities.
 
 Usage:
   tally serve        run the HTTP server, queue worker and scheduler (migrates first)
+  tally demo         chat with the bot in this terminal (--as moderator, --lang de)
   tally migrate      create the database if needed and apply migrations
   tally check        verify every ledger invariant; exit 1 on any violation
   tally bench        measure the ledger against pgbench on the same Postgres
@@ -114,6 +117,8 @@ func run(ctx context.Context, args []string, out io.Writer, log *slog.Logger) er
 		return check(ctx, cfg, out)
 	case "bench":
 		return runBench(ctx, cfg, args, out)
+	case "demo":
+		return demo(ctx, cfg, args, os.Stdin, out, log)
 	}
 	fmt.Fprint(out, usage)
 	return fmt.Errorf("unknown command %q", cmd)
@@ -154,7 +159,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	m := metrics.New()
 	l := ledger.New(pool, tally.SystemClock{}, ledger.WithObserver(m.ObserveLedger))
-	srv := api.New(l,
+	catalog, err := locales.Load()
+	if err != nil {
+		q.Close()
+		return err
+	}
+	router := bot.NewRouter(l, catalog, prog, log)
+	apiOpts := []api.Option{
 		api.WithAdminToken(cfg.AdminToken),
 		api.WithLogger(log),
 		api.WithMetrics(m.Handler(), m.Middleware),
@@ -162,7 +173,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			api.Check{Name: "postgres", Ping: pool.Ping},
 			api.Check{Name: "redis", Ping: q.Ping},
 		),
-	)
+	}
+	chats, chatOpts, err := startChats(ctx, cfg, router, l, pool, log)
+	if err != nil {
+		q.Close()
+		return err
+	}
+	srv := api.New(l, append(apiOpts, chatOpts...)...)
 	lis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		q.Close()
@@ -177,15 +194,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("tally serving", "version", version, "addr", lis.Addr().String(), "programme", prog.Name,
 		"programme_source", prog.Source, "admin_api", cfg.AdminToken != "", "database", postgres.Redact(cfg.DatabaseURL))
-	for _, p := range []struct{ name, token string }{{"telegram", cfg.TelegramToken}, {"discord", cfg.DiscordToken}} {
-		if p.token != "" {
-			log.Warn("chat platform configured but not built yet in this version", "platform", p.name)
-		} else {
-			log.Info("chat platform not started: no token", "platform", p.name)
-		}
-	}
-
 	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range chats.runs {
+		g.Go(func() error { run(gctx); return nil })
+	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -196,14 +208,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		<-gctx.Done()
 		log.Info("shutting down")
 		// Within the 10 s budget: up to 4 s for requests in flight (then their
-		// connections are cut), then up to 4 s for running jobs (unfinished
-		// ones go back to the queue and run again later).
+		// connections are cut), then chats, then up to 4 s for running jobs
+		// (unfinished ones go back to the queue and run again later).
 		sctx, cancel := context.WithTimeout(context.Background(), httpDrain)
 		defer cancel()
 		if err := httpSrv.Shutdown(sctx); err != nil {
 			log.Warn("requests still running after the drain time; closing their connections", "drain", httpDrain)
 			httpSrv.Close()
 		}
+		chats.close()
 		q.Shutdown()
 		return nil
 	})

@@ -1,0 +1,193 @@
+// Package bot is Tally's chat surface without a platform: requests and replies
+// that know nothing of Telegram or Discord, the router that runs commands on
+// them, and the commands themselves. Adapters (bot/telegram, bot/discord,
+// bot/console) turn platform events into Requests and Replies back into
+// platform messages. Adding a command is one Register call.
+package bot
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/tally-loyalty/tally"
+	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/locales"
+	"github.com/tally-loyalty/tally/program"
+)
+
+// User is a person on a chat platform.
+type User struct {
+	Platform string // telegram, discord, console
+	ID       string // the platform's user id, digits
+	Name     string // display name from the platform profile
+	Locale   string // the platform's language tag ("pt-br", "de", "en-US"), may be ""
+}
+
+// Request is one command someone sent.
+type Request struct {
+	User    User
+	ChatID  string
+	Group   bool // sent in a group or guild channel, not a private chat
+	Command string
+	Args    []string
+	// ReplyTo is the author of the message the command replies to (Telegram).
+	ReplyTo *User
+	// Moderator is set by adapters that learn it from the platform (Discord's
+	// Manage Server permission or a moderator role).
+	Moderator bool
+}
+
+// Reply is what the bot answers.
+type Reply struct {
+	Text string
+	// Private replies (balances, history, errors) are shown only to the asker
+	// where the platform can (Discord ephemeral messages).
+	Private bool
+}
+
+// Option is an argument of a command, described for platforms that declare
+// them (Discord slash command options).
+type Option struct {
+	Name     string
+	Desc     string // message id of the description
+	Required bool
+	Choices  []string
+}
+
+// Command is something a member can ask the bot.
+type Command struct {
+	Name      string
+	Desc      string // message id of the one-line description (cmd_<name>)
+	Usage     string // e.g. "/lang [code]", shown when arguments are wrong
+	Options   []Option
+	Moderator bool
+	Run       func(ctx context.Context, c *Call) (Reply, error)
+}
+
+// Call is one running command: the request, the member behind it and the
+// language to answer in.
+type Call struct {
+	Request
+	Member ledger.Profile
+	L      *locales.Localizer
+	router *Router
+}
+
+// Ledger is what the commands need of the ledger.
+type Ledger interface {
+	EnsureMember(ctx context.Context, platform, userID, name string) (ledger.Profile, error)
+	Member(ctx context.Context, ref ledger.MemberRef) (ledger.Member, ledger.Balance, error)
+	History(ctx context.Context, ref ledger.MemberRef, before int64, limit int) ([]ledger.Entry, bool, error)
+	NextExpiry(ctx context.Context, member int64) (ledger.Expiry, bool, error)
+	SetLocale(ctx context.Context, member int64, code string) error
+	SetNotify(ctx context.Context, member int64, on bool) error
+	CreateLinkCode(ctx context.Context, member int64, platform string) (string, time.Time, error)
+	Link(ctx context.Context, code string, caller int64) (ledger.LinkResult, error)
+}
+
+// Router runs commands.
+type Router struct {
+	ledger  Ledger
+	catalog *locales.Catalog
+	prog    *program.Program
+	log     *slog.Logger
+	cmds    map[string]*Command
+}
+
+// NewRouter returns a router with the built-in commands registered.
+func NewRouter(l Ledger, catalog *locales.Catalog, prog *program.Program, log *slog.Logger) *Router {
+	r := &Router{ledger: l, catalog: catalog, prog: prog, log: log, cmds: map[string]*Command{}}
+	for _, c := range builtins() {
+		r.Register(c)
+	}
+	return r
+}
+
+// Register adds a command (or replaces one of the same name).
+func (r *Router) Register(c Command) { r.cmds[c.Name] = &c }
+
+// Commands returns the registered commands sorted by name, "help" first.
+func (r *Router) Commands() []Command {
+	out := make([]Command, 0, len(r.cmds))
+	for _, c := range r.cmds {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Name == "help") != (out[j].Name == "help") {
+			return out[i].Name == "help"
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Catalog returns the messages the router speaks.
+func (r *Router) Catalog() *locales.Catalog { return r.catalog }
+
+// Handle runs a request and always returns something to say: unknown
+// commands and bad arguments get a localized hint, internal failures a
+// localized apology (the details go to the log).
+func (r *Router) Handle(ctx context.Context, req Request) Reply {
+	req.Command = strings.ToLower(req.Command)
+	profile, err := r.ledger.EnsureMember(ctx, req.User.Platform, req.User.ID, req.User.Name)
+	if err != nil {
+		r.log.Error("chat: member lookup failed", "platform", req.User.Platform, "user", req.User.ID, "err", err)
+		l := r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
+		return Reply{Text: l.T("error_internal", nil), Private: true}
+	}
+	call := &Call{Request: req, Member: profile, router: r,
+		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
+	cmd, ok := r.cmds[req.Command]
+	if !ok {
+		return Reply{Text: call.L.T("error_unknown_command", map[string]any{"Command": clipArg(req.Command)}), Private: true}
+	}
+	if cmd.Moderator && !req.Moderator {
+		return Reply{Text: call.L.T("error_moderators_only", nil), Private: true}
+	}
+	reply, err := cmd.Run(ctx, call)
+	if err != nil {
+		if tally.ErrorCode(err) == tally.EINVALID {
+			return Reply{Text: call.L.T("error_usage", map[string]any{"Usage": cmd.Usage}), Private: true}
+		}
+		r.log.Error("chat command failed", "command", cmd.Name, "member", profile.ID, "err", err)
+		return Reply{Text: call.L.T("error_internal", nil), Private: true}
+	}
+	return reply
+}
+
+// clipArg keeps what a user typed short and printable when it is echoed back.
+func clipArg(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return -1
+	}, s)
+	if r := []rune(s); len(r) > 32 {
+		return string(r[:32]) + "…"
+	}
+	return s
+}
+
+// ParseText reads a text message as a command: "/balance", "/lang de",
+// "/balance@TallyBot" in groups. ok is false for text that is no command or a
+// command addressed to another bot (botName is the bot's own username; "" accepts
+// any mention).
+func ParseText(text, botName string) (cmd string, args []string, ok bool) {
+	fields := strings.Fields(text)
+	if len(fields) == 0 || !strings.HasPrefix(fields[0], "/") || len(fields[0]) < 2 {
+		return "", nil, false
+	}
+	name, mention, addressed := strings.Cut(fields[0][1:], "@")
+	if addressed && botName != "" && !strings.EqualFold(mention, botName) {
+		return "", nil, false
+	}
+	if name == "" {
+		return "", nil, false
+	}
+	return strings.ToLower(name), fields[1:], true
+}

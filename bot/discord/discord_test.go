@@ -1,0 +1,144 @@
+package discord_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/tally-loyalty/tally"
+	"github.com/tally-loyalty/tally/bot"
+	"github.com/tally-loyalty/tally/bot/discord"
+	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/locales"
+	"github.com/tally-loyalty/tally/program"
+	"github.com/tally-loyalty/tally/tallytest"
+	"github.com/tally-loyalty/tally/tallytest/fakediscord"
+)
+
+func newRouter(t *testing.T) (*bot.Router, *ledger.Service) {
+	t.Helper()
+	l := ledger.New(tallytest.DB(t), tally.SystemClock{})
+	cat, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bot.NewRouter(l, cat, program.Example(), slog.Default()), l
+}
+
+func award(t *testing.T, l *ledger.Service, member string, points int64) {
+	t.Helper()
+	ref, _ := ledger.ParseMemberRef(member)
+	if _, err := l.Award(context.Background(), ledger.Award{Member: ref, Points: points, Key: member + "-seed"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// httpAdapter serves the adapter's interactions endpoint on a test server.
+func httpAdapter(t *testing.T) (*fakediscord.Server, string, fakediscord.SignFunc, *ledger.Service) {
+	t.Helper()
+	fd := fakediscord.New(t)
+	pub, sign := fakediscord.NewSigner()
+	router, l := newRouter(t)
+	a, err := discord.New(discord.Config{PublicKey: pub, Router: router, Log: slog.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.InteractionsHandler())
+	t.Cleanup(srv.Close)
+	return fd, srv.URL, sign, l
+}
+
+func body(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestHTTPInteractions_SignedCommandsInGuildAndDM(t *testing.T) {
+	t.Parallel()
+	fd, url, sign, l := httpAdapter(t)
+	award(t, l, "discord:80351110224678912", 1234)
+
+	guild := fakediscord.Invoker{UserID: "80351110224678912", Username: "ada", GuildID: "1", ChannelID: "2", Locale: "de"}
+	resp := fd.PostInteraction(t, url, sign, fd.SlashCommand(guild, "balance"))
+	if text := body(t, resp); resp.StatusCode != 200 || !strings.Contains(text, "1.234") || !strings.Contains(text, `"flags":64`) || !strings.Contains(text, `"type":4`) {
+		t.Fatalf("guild /balance in German: %d %s", resp.StatusCode, text)
+	}
+	dm := fakediscord.Invoker{UserID: "80351110224678912", Username: "ada", ChannelID: "3", Locale: "en-US"}
+	resp = fd.PostInteraction(t, url, sign, fd.SlashCommand(dm, "lang", fakediscord.StringOption("code", "fr")))
+	if text := body(t, resp); resp.StatusCode != 200 || !strings.Contains(text, "français") {
+		t.Fatalf("DM /lang fr: %d %s", resp.StatusCode, text)
+	}
+	resp = fd.PostInteraction(t, url, sign, fd.SlashCommand(dm, "balance"))
+	if text := body(t, resp); !strings.Contains(text, "1\u202f234") && !strings.Contains(text, "1\u00a0234") && !strings.Contains(text, "1 234") {
+		t.Fatalf("/balance after /lang fr: %s", text)
+	}
+}
+
+func TestHTTPInteractions_PingForgedAndMalformed(t *testing.T) {
+	t.Parallel()
+	fd, url, sign, _ := httpAdapter(t)
+	resp := fakediscord.PostSigned(t, url, sign, []byte(`{"type":1,"id":"1","application_id":"`+fd.AppID()+`","token":"x"}`))
+	if text := body(t, resp); resp.StatusCode != 200 || strings.TrimSpace(text) != `{"type":1}` {
+		t.Fatalf("PING: %d %q", resp.StatusCode, text)
+	}
+	inv := fakediscord.Invoker{UserID: "5", Username: "x", ChannelID: "3"}
+	for name, s := range map[string]fakediscord.SignFunc{"forged": fakediscord.ForgedSigner(), "unsigned": nil} {
+		resp := fd.PostInteraction(t, url, s, fd.SlashCommand(inv, "balance"))
+		if resp.StatusCode != 401 {
+			t.Errorf("%s: %d, want 401", name, resp.StatusCode)
+		}
+		resp.Body.Close()
+	}
+	resp = fakediscord.PostSigned(t, url, sign, []byte(`{not json`))
+	if resp.StatusCode != 400 {
+		t.Fatalf("malformed body: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+}
+
+func TestGateway_RegistersLocalizedCommandsAndAnswers(t *testing.T) {
+	t.Parallel()
+	fd := fakediscord.New(t)
+	router, l := newRouter(t)
+	award(t, l, "discord:42", 7)
+	a, err := discord.New(discord.Config{Token: fd.BotToken(), AppID: fd.AppID(), APIURL: fd.URL(), GatewayURL: fd.GatewayURL(),
+		Router: router, Log: slog.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	fd.WaitReady(t, 5*time.Second)
+
+	cmds := fd.Commands()
+	names := map[string]*discordgo.ApplicationCommand{}
+	for _, c := range cmds {
+		names[c.Name] = c
+	}
+	for _, want := range []string{"help", "balance", "history", "lang", "notify", "link"} {
+		if names[want] == nil {
+			t.Fatalf("command %s not registered: %v", want, cmds)
+		}
+	}
+	if d := names["balance"].DescriptionLocalizations; d == nil || (*d)[discordgo.German] == "" || (*d)[discordgo.Japanese] == "" {
+		t.Fatalf("balance has no German/Japanese descriptions: %v", names["balance"].DescriptionLocalizations)
+	}
+
+	i := fd.SlashCommand(fakediscord.Invoker{UserID: "42", Username: "bo", GuildID: "1", ChannelID: "9", Locale: "ja"}, "balance")
+	fd.DispatchInteraction(i)
+	r := fd.WaitInteractionResponse(t, i.ID, 5*time.Second)
+	if r.Type != 4 || !r.Ephemeral() || !strings.Contains(r.Content, "7") {
+		t.Fatalf("gateway /balance: %+v", r)
+	}
+}

@@ -1,0 +1,263 @@
+// Package telegram is the Telegram adapter: it turns updates (long polling by
+// default, a webhook when a secret is configured) into bot.Requests and sends
+// the replies back, handling each update id at most once.
+package telegram
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tally-loyalty/tally/bot"
+	"github.com/tally-loyalty/tally/locales"
+)
+
+// Config is what the adapter needs.
+type Config struct {
+	Token         string
+	APIURL        string // default https://api.telegram.org
+	WebhookSecret string // webhook mode when set
+	Router        *bot.Router
+	DB            *pgxpool.Pool // remembers handled update ids
+	Log           *slog.Logger
+	// Unreachable is told when a user blocked the bot (403), so reminders skip them.
+	Unreachable func(ctx context.Context, platform, userID string)
+}
+
+// Adapter connects the router to one Telegram bot.
+type Adapter struct {
+	cfg      Config
+	b        *tgbot.Bot
+	username string
+	log      *slog.Logger
+}
+
+// maxSendAttempts bounds retries of one reply after 429s.
+const maxSendAttempts = 3
+
+// New checks the token with getMe and returns the adapter. The token never
+// appears in what it logs or returns.
+func New(ctx context.Context, cfg Config) (*Adapter, error) {
+	if cfg.APIURL == "" {
+		cfg.APIURL = "https://api.telegram.org"
+	}
+	a := &Adapter{cfg: cfg, log: cfg.Log.With("platform", "telegram")}
+	opts := []tgbot.Option{
+		tgbot.WithServerURL(strings.TrimRight(cfg.APIURL, "/")),
+		tgbot.WithSkipGetMe(),
+		tgbot.WithDefaultHandler(a.handle),
+		tgbot.WithErrorsHandler(func(err error) { a.log.Warn("telegram client error", "err", a.redact(err)) }),
+		tgbot.WithWorkers(4),
+	}
+	if cfg.WebhookSecret != "" {
+		opts = append(opts, tgbot.WithWebhookSecretToken(cfg.WebhookSecret))
+	}
+	b, err := tgbot.New(cfg.Token, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: %s", a.redact(err))
+	}
+	a.b = b
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	me, err := b.GetMe(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: getMe at %s: %s (check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL)", cfg.APIURL, a.redact(err))
+	}
+	a.username = me.Username
+	return a, nil
+}
+
+// redact removes the token from error texts (the client puts URLs with the
+// token in them).
+func (a *Adapter) redact(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if a.cfg.Token != "" {
+		s = strings.ReplaceAll(s, a.cfg.Token, "<TELEGRAM_BOT_TOKEN>")
+	}
+	return s
+}
+
+// Username is the bot's @username from getMe.
+func (a *Adapter) Username() string { return a.username }
+
+// Run receives updates until ctx ends: long polling, or in webhook mode the
+// workers that take updates from WebhookHandler.
+func (a *Adapter) Run(ctx context.Context) {
+	if a.cfg.WebhookSecret != "" {
+		a.b.StartWebhook(ctx)
+		return
+	}
+	a.b.Start(ctx)
+}
+
+// WebhookHandler serves POST /telegram/webhook: the secret header is compared
+// in constant time (401 otherwise) and a body that is no update gets 400, both
+// before the library sees the request (it answers 200 to anything).
+func (a *Adapter) WebhookHandler() http.Handler {
+	inner := a.b.WebhookHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-Telegram-Bot-Api-Secret-Token")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.WebhookSecret)) != 1 {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusBadRequest)
+			return
+		}
+		var upd models.Update
+		if err := json.Unmarshal(body, &upd); err != nil || upd.ID == 0 {
+			http.Error(w, "not a Telegram update", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		inner(w, r)
+	})
+}
+
+// RegisterCommands sets the command menu for the default language and for
+// every supported language Telegram can address (two-letter codes: pt for
+// pt-BR, zh for zh-CN).
+func (a *Adapter) RegisterCommands(ctx context.Context) error {
+	cat := a.cfg.Router.Catalog()
+	set := func(code, langCode string) error {
+		l := cat.For(code)
+		var cmds []models.BotCommand
+		for _, c := range a.cfg.Router.Commands() {
+			if c.Moderator {
+				continue
+			}
+			cmds = append(cmds, models.BotCommand{Command: c.Name, Description: l.T(c.Desc, nil)})
+		}
+		_, err := a.b.SetMyCommands(ctx, &tgbot.SetMyCommandsParams{Commands: cmds, LanguageCode: langCode})
+		if err != nil {
+			return fmt.Errorf("telegram: setMyCommands %s: %s", langCode, a.redact(err))
+		}
+		return nil
+	}
+	if err := set("en", ""); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, code := range locales.Supported {
+		two, _, _ := strings.Cut(code, "-")
+		if seen[two] {
+			continue // zh-TW shares Telegram's "zh" with zh-CN, which comes first
+		}
+		seen[two] = true
+		if err := set(code, two); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle answers one update. It runs on the library's workers.
+func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) {
+	msg := upd.Message
+	if msg == nil || msg.From == nil || msg.Text == "" || msg.From.IsBot {
+		return // stickers, photos, edits, joins: nothing to answer
+	}
+	cmd, args, ok := bot.ParseText(msg.Text, a.username)
+	if !ok {
+		return
+	}
+	first, err := a.firstTime(ctx, upd.ID)
+	if err != nil {
+		a.log.Error("telegram: remember update", "update", upd.ID, "err", err)
+		return
+	}
+	if !first {
+		a.log.Info("telegram: update delivered again, ignored", "update", upd.ID)
+		return
+	}
+	req := bot.Request{
+		User:    userOf(msg.From),
+		ChatID:  strconv.FormatInt(msg.Chat.ID, 10),
+		Group:   msg.Chat.Type != models.ChatTypePrivate,
+		Command: cmd,
+		Args:    args,
+	}
+	if rt := msg.ReplyToMessage; rt != nil && rt.From != nil && !rt.From.IsBot {
+		u := userOf(rt.From)
+		req.ReplyTo = &u
+	}
+	reply := a.cfg.Router.Handle(ctx, req)
+	if reply.Text == "" {
+		return
+	}
+	a.send(ctx, msg.Chat.ID, msg.ID, reply.Text, req.User.ID)
+}
+
+func userOf(u *models.User) bot.User {
+	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
+	if name == "" {
+		name = u.Username
+	}
+	return bot.User{Platform: "telegram", ID: strconv.FormatInt(u.ID, 10), Name: name, Locale: u.LanguageCode}
+}
+
+// send delivers a reply, waiting out 429s (retry_after) a few times; a 403
+// means the user blocked the bot.
+func (a *Adapter) send(ctx context.Context, chatID int64, replyTo int, text, userID string) {
+	params := &tgbot.SendMessageParams{ChatID: chatID, Text: text}
+	if replyTo != 0 {
+		params.ReplyParameters = &models.ReplyParameters{MessageID: replyTo, AllowSendingWithoutReply: true}
+	}
+	for attempt := 1; ; attempt++ {
+		_, err := a.b.SendMessage(ctx, params)
+		if err == nil {
+			return
+		}
+		var tooMany *tgbot.TooManyRequestsError
+		switch {
+		case errors.As(err, &tooMany) && attempt < maxSendAttempts:
+			wait := time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
+			a.log.Warn("telegram: rate limited, waiting", "retry_after", wait)
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return
+			}
+		case errors.Is(err, tgbot.ErrorForbidden):
+			a.log.Info("telegram: user blocked the bot", "user", userID)
+			if a.cfg.Unreachable != nil {
+				a.cfg.Unreachable(ctx, "telegram", userID)
+			}
+			return
+		}
+		a.log.Error("telegram: send reply", "chat", chatID, "err", a.redact(err))
+		return
+	}
+}
+
+// firstTime records an update id and reports whether it was new. Ids older
+// than a day are pruned now and then.
+func (a *Adapter) firstTime(ctx context.Context, id int64) (bool, error) {
+	tag, err := a.cfg.DB.Exec(ctx, `INSERT INTO telegram_updates (update_id, handled_at) VALUES ($1, now())
+		ON CONFLICT DO NOTHING`, id)
+	if err != nil {
+		return false, err
+	}
+	if id%100 == 0 {
+		a.cfg.DB.Exec(ctx, "DELETE FROM telegram_updates WHERE handled_at < now() - interval '1 day'")
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/tally-loyalty/tally"
+	"github.com/tally-loyalty/tally/bot"
+	"github.com/tally-loyalty/tally/bot/console"
+	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/locales"
+	"github.com/tally-loyalty/tally/program"
+)
+
+// demo opens a console chat with the bot on the local services, as a member
+// with a few welcome points so balance and history have something to show.
+func demo(ctx context.Context, cfg config, args []string, in io.Reader, out io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(out)
+	as := fs.String("as", "member", "who you are in the chat: member or moderator")
+	lang := fs.String("lang", "", "your chat app's language, e.g. de or pt-BR (/lang overrides it)")
+	user := fs.String("user", "", "console user id (default 1 for a member, 2 for a moderator)")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if *as != "member" && *as != "moderator" {
+		return fmt.Errorf("demo: --as must be member or moderator, not %q", *as)
+	}
+	uid := *user
+	if uid == "" {
+		uid = map[string]string{"member": "1", "moderator": "2"}[*as]
+	}
+	if _, err := ledger.ParseMemberRef("console:" + uid); err != nil {
+		return fmt.Errorf("demo: --user must be digits")
+	}
+	prog, err := program.Load(cfg.ProgramPath)
+	if err != nil {
+		return err
+	}
+	catalog, err := locales.Load()
+	if err != nil {
+		return err
+	}
+	pool, err := openDB(ctx, cfg, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	l := ledger.New(pool, tally.SystemClock{})
+	// Welcome points, once per console user (the keys make a rerun a replay):
+	// some expire in 30 days so /balance shows an expiry.
+	ref := ledger.MemberRef{Platform: "console", UserID: uid}
+	expires := time.Now().Add(30 * 24 * time.Hour)
+	for _, a := range []ledger.Award{
+		{Member: ref, Points: 500, Reason: "Welcome to the demo", Key: "demo:welcome:" + uid},
+		{Member: ref, Points: 150, Reason: "Launch promotion", Key: "demo:promo:" + uid, ExpiresAt: &expires},
+	} {
+		if _, err := l.Award(ctx, a); err != nil && tally.ErrorCode(err) != tally.ECONFLICT {
+			return fmt.Errorf("demo: welcome points: %w", err)
+		}
+	}
+	router := bot.NewRouter(l, catalog, prog, log)
+	chat := console.New(router, bot.User{ID: uid, Name: "Demo " + *as, Locale: *lang}, *as == "moderator")
+	fmt.Fprintf(out, "%s — console chat as %s (console:%s). Try /help, /balance, /history, /lang de. /quit or Ctrl-D leaves.\n",
+		prog.Name, *as, uid)
+	return chat.Run(ctx, in, out)
+}
