@@ -142,3 +142,65 @@ func TestGateway_RegistersLocalizedCommandsAndAnswers(t *testing.T) {
 		t.Fatalf("gateway /balance: %+v", r)
 	}
 }
+
+// TestHTTPInteractions_EveryCommand runs each command once in Spanish and
+// checks the reply is Spanish, private, and never an internal error.
+func TestHTTPInteractions_EveryCommand(t *testing.T) {
+	t.Parallel()
+	fd, url, sign, l := httpAdapter(t)
+	award(t, l, "discord:77", 2500)
+	inv := fakediscord.Invoker{UserID: "77", Username: "eva", GuildID: "1", ChannelID: "2", Locale: "es-ES"}
+	cases := []struct {
+		name string
+		opts []*discordgo.ApplicationCommandInteractionDataOption
+		want string
+	}{
+		{"help", nil, "/balance"},
+		{"balance", nil, "2.500"},
+		{"history", nil, "+2.500"},
+		{"notify", []*discordgo.ApplicationCommandInteractionDataOption{fakediscord.StringOption("state", "off")}, "desactivad"},
+		{"notify", []*discordgo.ApplicationCommandInteractionDataOption{fakediscord.StringOption("state", "on")}, "activad"},
+		{"link", nil, "/link "},
+		{"link", []*discordgo.ApplicationCommandInteractionDataOption{fakediscord.StringOption("code", "ZZZZ2222")}, "/link"},
+		{"lang", nil, "pt-BR"},
+		{"nonsense", nil, "/nonsense"},
+	}
+	for _, c := range cases {
+		resp := fd.PostInteraction(t, url, sign, fd.SlashCommand(inv, c.name, c.opts...))
+		text := body(t, resp)
+		if resp.StatusCode != 200 || !strings.Contains(text, c.want) || !strings.Contains(text, `"flags":64`) {
+			t.Errorf("/%s: %d %s (want %q)", c.name, resp.StatusCode, text, c.want)
+		}
+		if strings.Contains(text, "error_") || strings.Contains(text, "Something went wrong") {
+			t.Errorf("/%s: %s", c.name, text)
+		}
+	}
+}
+
+// BenchmarkSignedInteraction measures the round trip of a signed /balance
+// interaction through the HTTP endpoint (target: mean ≤ 5 ms).
+func BenchmarkSignedInteraction(b *testing.B) {
+	fd := fakediscord.New(b, fakediscord.WithInteractionDeadline(0))
+	pub, sign := fakediscord.NewSigner()
+	l := ledger.New(tallytest.DB(b), tally.SystemClock{})
+	cat, err := locales.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := discord.New(discord.Config{PublicKey: pub, Router: bot.NewRouter(l, cat, program.Example(), slog.Default()), Log: slog.Default()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(a.InteractionsHandler())
+	defer srv.Close()
+	inv := fakediscord.Invoker{UserID: "42", Username: "bo", GuildID: "1", ChannelID: "9", Locale: "en-US"}
+	b.ResetTimer()
+	for range b.N {
+		resp := fd.PostInteraction(b, srv.URL, sign, fd.SlashCommand(inv, "balance"))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.Status)
+		}
+	}
+}
