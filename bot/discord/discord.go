@@ -156,6 +156,11 @@ func (a *Adapter) Commands() []*discordgo.ApplicationCommand {
 	for _, c := range a.cfg.Router.Commands() {
 		ac := &discordgo.ApplicationCommand{Name: c.Name, Description: cat.For("en").T(c.Desc, nil),
 			DescriptionLocalizations: ptr(localized(c.Desc))}
+		// Discord shows a localized name in its picker but sends the base name
+		// in the interaction, so the router still sees "balance".
+		if names := localized("name_" + c.Name); validNames(names) {
+			ac.NameLocalizations = &names
+		}
 		for _, o := range c.Options {
 			opt := &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionString, Name: o.Name,
 				Description: cat.For("en").T(o.Desc, nil), DescriptionLocalizations: localized(o.Desc), Required: o.Required}
@@ -170,6 +175,17 @@ func (a *Adapter) Commands() []*discordgo.ApplicationCommand {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// validNames reports whether every localized name is one Discord accepts (a
+// command without a name message renders its id, which is refused).
+func validNames(m map[discordgo.Locale]string) bool {
+	for _, n := range m {
+		if n == "" || strings.HasPrefix(n, "name_") || len([]rune(n)) > 32 || strings.ToLower(n) != n || strings.ContainsAny(n, " /") {
+			return false
+		}
+	}
+	return true
+}
 
 // InteractionsHandler serves POST /discord/interactions: the signature over
 // timestamp and body must verify (401 otherwise); PING is answered with PONG,

@@ -131,6 +131,9 @@ func TestGateway_RegistersLocalizedCommandsAndAnswers(t *testing.T) {
 			t.Fatalf("command %s not registered: %v", want, cmds)
 		}
 	}
+	if n := names["balance"].NameLocalizations; n == nil || (*n)[discordgo.German] != "guthaben" || (*n)[discordgo.Japanese] != "残高" {
+		t.Fatalf("balance has no German/Japanese names: %v", names["balance"].NameLocalizations)
+	}
 	if d := names["balance"].DescriptionLocalizations; d == nil || (*d)[discordgo.German] == "" || (*d)[discordgo.Japanese] == "" {
 		t.Fatalf("balance has no German/Japanese descriptions: %v", names["balance"].DescriptionLocalizations)
 	}
