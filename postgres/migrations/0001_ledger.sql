@@ -251,6 +251,7 @@ DECLARE
     n_locked int;
     n_fresh int;
     n_inserted int;
+    known bigint[];
 BEGIN
     -- Lock the members' rows in id order so concurrent batches cannot deadlock.
     -- The statements below start after the locks are held, so they read the
@@ -261,14 +262,12 @@ BEGIN
         RAISE EXCEPTION 'member not found' USING ERRCODE = 'TL003';
     END IF;
 
-    RETURN QUERY
-    SELECT u.idx, NULL::bigint, NULL::bigint, true
+    -- One probe of the key index per item, kept for the statement below.
+    SELECT coalesce(array_agg(u.idx ORDER BY u.idx), '{}') INTO known
     FROM unnest(p_keys) WITH ORDINALITY AS u(k, idx)
-    WHERE EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k)
-    ORDER BY u.idx;
-
-    SELECT count(*) INTO n_fresh FROM unnest(p_keys) AS u(k)
-    WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k);
+    WHERE EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k);
+    n_fresh := cardinality(p_keys) - cardinality(known);
+    RETURN QUERY SELECT k.idx, NULL::bigint, NULL::bigint, true FROM unnest(known) AS k(idx);
 
     RETURN QUERY
     WITH expired AS (
@@ -281,7 +280,7 @@ BEGIN
     ), fresh AS (
         SELECT u.* FROM unnest(p_members, p_points, p_reasons, p_keys, p_fps, p_expires) WITH ORDINALITY
              AS u(m, p, r, k, f, e, idx)
-        WHERE NOT EXISTS (SELECT 1 FROM txns t WHERE t.idempotency_key = u.k)
+        WHERE u.idx <> ALL (known)
     ), items AS MATERIALIZED (
         SELECT f.idx, f.m, f.p, f.r, f.k, f.f, f.e,
                (mb.balance - coalesce(x.total, 0)
