@@ -50,7 +50,7 @@ type env struct {
 	logs   *syncBuffer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	pool := tallytest.DB(t)
 	l := ledger.New(pool, tally.SystemClock{})
@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // start runs an adapter until the test ends; webhookSecret "" means long polling.
-func (e *env) start(t *testing.T, webhookSecret string) *telegram.Adapter {
+func (e *env) start(t testing.TB, webhookSecret string) *telegram.Adapter {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := telegram.New(ctx, telegram.Config{Token: e.fake.Token(), APIURL: e.fake.URL(), WebhookSecret: webhookSecret,
@@ -87,7 +87,7 @@ func (e *env) start(t *testing.T, webhookSecret string) *telegram.Adapter {
 	return a
 }
 
-func (e *env) award(t *testing.T, member string, points int64) {
+func (e *env) award(t testing.TB, member string, points int64) {
 	t.Helper()
 	ref, _ := ledger.ParseMemberRef(member)
 	if _, err := e.ledger.Award(context.Background(), ledger.Award{Member: ref, Points: points, Key: member}); err != nil {
