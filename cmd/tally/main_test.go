@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 const adminToken = "cmd-test-token-0123456789"
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,7 +77,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func start(t *testing.T, env []string, args ...string) *process {
+func start(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -98,7 +98,7 @@ func start(t *testing.T, env []string, args ...string) *process {
 	return p
 }
 
-func (p *process) wait(t *testing.T, limit time.Duration) (int, string) {
+func (p *process) wait(t testing.TB, limit time.Duration) (int, string) {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -109,7 +109,7 @@ func (p *process) wait(t *testing.T, limit time.Duration) (int, string) {
 	return 0, ""
 }
 
-func waitHealthy(t *testing.T, addr string, p *process) {
+func waitHealthy(t testing.TB, addr string, p *process) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
