@@ -37,8 +37,10 @@ type Request struct {
 	// ReplyTo is the author of the message the command replies to (Telegram).
 	ReplyTo *User
 	// Moderator is set by adapters that learn it from the platform (Discord's
-	// Manage Server permission or a moderator role).
+	// Manage Server permission); the programme file names more.
 	Moderator bool
+	// Roles are the user's roles where the platform has them (Discord).
+	Roles []string
 }
 
 // Reply is what the bot answers.
@@ -145,7 +147,8 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	if !ok {
 		return Reply{Text: call.L.T("error_unknown_command", map[string]any{"Command": clipArg(req.Command)}), Private: true}
 	}
-	if cmd.Moderator && !req.Moderator {
+	call.Moderator = req.Moderator || r.prog.IsModerator(req.User.Platform, req.User.ID, req.Roles)
+	if cmd.Moderator && !call.Moderator {
 		return Reply{Text: call.L.T("error_moderators_only", nil), Private: true}
 	}
 	reply, err := cmd.Run(ctx, call)

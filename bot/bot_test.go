@@ -180,3 +180,50 @@ func TestUnknownCommandsAndHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestModeratorCommands_FromProgrammeAndPlatform(t *testing.T) {
+	t.Parallel()
+	l := ledger.New(tallytest.DB(t), tallytest.NewClock(time.Now()))
+	cat, _ := locales.Load()
+	prog, err := program.Parse([]byte("[moderation]\ntelegram_admin_ids = [111]\ndiscord_role_ids = [\"1400\"]\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bot.NewRouter(l, cat, prog, slog.Default())
+	r.Register(bot.Command{Name: "secret", Desc: "cmd_help", Usage: "/secret", Moderator: true,
+		Run: func(ctx context.Context, c *bot.Call) (bot.Reply, error) {
+			return bot.Reply{Text: "ok, moderator"}, nil
+		}})
+	ask := func(req bot.Request) string {
+		req.Command = "secret"
+		return r.Handle(context.Background(), req).Text
+	}
+	cases := []struct {
+		req  bot.Request
+		want bool
+	}{
+		{bot.Request{User: bot.User{Platform: "telegram", ID: "111"}}, true},
+		{bot.Request{User: bot.User{Platform: "telegram", ID: "222"}}, false},
+		{bot.Request{User: bot.User{Platform: "discord", ID: "111"}}, false},
+		{bot.Request{User: bot.User{Platform: "discord", ID: "5"}, Roles: []string{"1400"}}, true},
+		{bot.Request{User: bot.User{Platform: "discord", ID: "6"}, Roles: []string{"99"}}, false},
+		{bot.Request{User: bot.User{Platform: "discord", ID: "7"}, Moderator: true}, true}, // Manage Server
+	}
+	for _, c := range cases {
+		got := ask(c.req)
+		if (got == "ok, moderator") != c.want {
+			t.Errorf("%+v: %q", c.req, got)
+		}
+		if !c.want && !strings.Contains(got, "moderators") {
+			t.Errorf("%+v: refusal %q", c.req, got)
+		}
+	}
+	help := r.Handle(context.Background(), bot.Request{User: bot.User{Platform: "telegram", ID: "222"}, Command: "help"}).Text
+	if strings.Contains(help, "/secret") {
+		t.Errorf("help shows a moderator command to a member: %q", help)
+	}
+	help = r.Handle(context.Background(), bot.Request{User: bot.User{Platform: "telegram", ID: "111"}, Command: "help"}).Text
+	if !strings.Contains(help, "/secret") {
+		t.Errorf("help hides a moderator command from a moderator: %q", help)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -34,6 +36,26 @@ type Program struct {
 	Location *time.Location
 	// Source says where the programme came from (a path or "built-in example").
 	Source string
+	// Moderators are the Telegram users and Discord roles that moderate
+	// (Discord's Manage Server permission counts too; adapters tell that).
+	TelegramAdmins map[string]bool
+	DiscordRoles   map[string]bool
+}
+
+// IsModerator reports whether the platform user, holding roles (Discord), is
+// a moderator by the programme file.
+func (p *Program) IsModerator(platform, userID string, roles []string) bool {
+	switch platform {
+	case "telegram":
+		return p.TelegramAdmins[userID]
+	case "discord":
+		for _, r := range roles {
+			if p.DiscordRoles[r] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // file mirrors the TOML layout.
@@ -43,11 +65,16 @@ type file struct {
 		DefaultLocale *string `toml:"default_locale"`
 		Timezone      *string `toml:"timezone"`
 	} `toml:"program"`
+	Moderation struct {
+		TelegramAdminIDs []int64  `toml:"telegram_admin_ids"`
+		DiscordRoleIDs   []string `toml:"discord_role_ids"`
+	} `toml:"moderation"`
 }
 
 // plannedSections are in DESIGN.md but not built yet: naming them gets a
 // clearer error than "unknown key".
-var plannedSections = map[string]bool{"expiry": true, "moderation": true, "tasks": true, "seasons": true}
+var plannedSections = map[string]bool{"expiry": true, "tasks": true, "seasons": true,
+	"moderation.telegram_review_chat": true, "moderation.discord_review_channel": true, "moderation.daily_award_limit": true}
 
 // Load reads the programme at path, or the built-in example when path is "".
 func Load(path string) (*Program, error) {
@@ -91,7 +118,11 @@ func Parse(data []byte, source string) (*Program, error) {
 		if plannedSections[top] {
 			return nil, fmt.Errorf("%s: [%s] is not implemented yet in this version of Tally; remove the section", source, top)
 		}
-		return nil, fmt.Errorf("%s: unknown key %q (known: program.name, program.default_locale, program.timezone)", source, keys[0])
+		if plannedSections[keys[0]] {
+			return nil, fmt.Errorf("%s: %s is not implemented yet in this version of Tally; remove it", source, keys[0])
+		}
+		return nil, fmt.Errorf("%s: unknown key %q (known: program.name, program.default_locale, program.timezone, "+
+			"moderation.telegram_admin_ids, moderation.discord_role_ids)", source, keys[0])
 	}
 	p := &Program{Name: "Tally Rewards", DefaultLocale: "en", Timezone: "UTC", Source: source}
 	if f.Program.Name != nil {
@@ -120,8 +151,23 @@ func Parse(data []byte, source string) (*Program, error) {
 		return nil, fmt.Errorf("%s: program.timezone: unknown zone %q (use an IANA name such as \"Europe/Berlin\")", source, p.Timezone)
 	}
 	p.Location = loc
+	p.TelegramAdmins, p.DiscordRoles = map[string]bool{}, map[string]bool{}
+	for i, id := range f.Moderation.TelegramAdminIDs {
+		if id <= 0 {
+			return nil, fmt.Errorf("%s: moderation.telegram_admin_ids[%d]: %d is not a Telegram user id", source, i, id)
+		}
+		p.TelegramAdmins[strconv.FormatInt(id, 10)] = true
+	}
+	for i, id := range f.Moderation.DiscordRoleIDs {
+		if !snowflake.MatchString(id) {
+			return nil, fmt.Errorf("%s: moderation.discord_role_ids[%d]: %q is not a Discord role id (digits, as a string)", source, i, id)
+		}
+		p.DiscordRoles[id] = true
+	}
 	return p, nil
 }
+
+var snowflake = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
 
 // supportedLocale returns the supported tag s names, compared
 // case-insensitively ("pt-br" is "pt-BR").

@@ -39,6 +39,10 @@ func TestParse_ErrorsNameTheKey(t *testing.T) {
 		"unknown key":        {"[program]\nnme = \"x\"", `"program.nme"`},
 		"unknown section":    {"[shop]\nurl = \"x\"", `"shop"`},
 		"planned section":    {"[seasons]\ncadence = \"monthly\"", "[seasons] is not implemented yet"},
+		"planned key":        {"[moderation]\ndaily_award_limit = 5", "moderation.daily_award_limit is not implemented yet"},
+		"bad telegram admin": {"[moderation]\ntelegram_admin_ids = [-4]", "moderation.telegram_admin_ids[0]"},
+		"bad discord role":   {"[moderation]\ndiscord_role_ids = [\"mods\"]", "moderation.discord_role_ids[0]"},
+		"role as number":     {"[moderation]\ndiscord_role_ids = [1400]", "discord_role_ids"},
 		"bad timezone":       {"[program]\ntimezone = \"Mars/Olympus\"", "program.timezone"},
 		"empty timezone":     {"[program]\ntimezone = \"\"", "program.timezone"},
 		"local timezone":     {"[program]\ntimezone = \"Local\"", "program.timezone"},
@@ -66,5 +70,17 @@ func TestLoad_MissingFile(t *testing.T) {
 	p, err := program.Load(path)
 	if err != nil || p.Name != "Mine" || p.Source != path {
 		t.Fatalf("Load = %+v, %v", p, err)
+	}
+}
+
+func TestParse_Moderators(t *testing.T) {
+	p, err := program.Parse([]byte("[moderation]\ntelegram_admin_ids = [111, 222]\ndiscord_role_ids = [\"1400000000000000001\"]\n"), "m.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.IsModerator("telegram", "111", nil) || p.IsModerator("telegram", "333", nil) ||
+		!p.IsModerator("discord", "5", []string{"9", "1400000000000000001"}) || p.IsModerator("discord", "5", []string{"9"}) ||
+		p.IsModerator("discord", "111", nil) {
+		t.Fatalf("moderators = %+v %+v", p.TelegramAdmins, p.DiscordRoles)
 	}
 }

@@ -15,7 +15,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -40,6 +43,38 @@ type Adapter struct {
 	pubKey  ed25519.PublicKey
 	session *discordgo.Session
 	log     *slog.Logger
+
+	mu   sync.Mutex
+	seen map[string]time.Time // interaction ids answered within replayWindow
+}
+
+// replayWindow bounds how old a signed request may be; within it a repeated
+// interaction id is refused, so a captured request cannot be replayed.
+const replayWindow = 5 * time.Minute
+
+// fresh reports whether a signed request's timestamp is recent and its
+// interaction id new, remembering the id.
+func (a *Adapter) fresh(timestamp, id string) bool {
+	sec, err := strconv.ParseInt(timestamp, 10, 64)
+	now := time.Now()
+	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > replayWindow {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen == nil {
+		a.seen = map[string]time.Time{}
+	}
+	for k, at := range a.seen {
+		if now.Sub(at) > 2*replayWindow {
+			delete(a.seen, k)
+		}
+	}
+	if _, dup := a.seen[id]; dup {
+		return false
+	}
+	a.seen[id] = now
+	return true
 }
 
 // New prepares the adapter; it connects nothing yet.
@@ -202,6 +237,10 @@ func (a *Adapter) InteractionsHandler() http.Handler {
 			http.Error(w, "not an interaction", http.StatusBadRequest)
 			return
 		}
+		if !a.fresh(r.Header.Get("X-Signature-Timestamp"), i.ID) {
+			http.Error(w, "stale or replayed request", http.StatusUnauthorized)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if i.Type == discordgo.InteractionPing {
 			w.Write([]byte(`{"type":1}`))
@@ -233,10 +272,12 @@ func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction) (*disco
 		return nil, false
 	}
 	var u *discordgo.User
+	var roles []string
 	moderator := false
 	if i.Member != nil && i.Member.User != nil {
 		u = i.Member.User
 		moderator = i.Member.Permissions&discordgo.PermissionManageGuild != 0
+		roles = i.Member.Roles
 	} else {
 		u = i.User
 	}
@@ -263,6 +304,7 @@ func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction) (*disco
 		Command:   data.Name,
 		Args:      args,
 		Moderator: moderator,
+		Roles:     roles,
 	}
 	reply := a.cfg.Router.Handle(ctx, req)
 	rd := &discordgo.InteractionResponseData{Content: reply.Text, AllowedMentions: &discordgo.MessageAllowedMentions{}}

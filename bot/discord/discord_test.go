@@ -1,11 +1,14 @@
 package discord_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +208,38 @@ func BenchmarkSignedInteraction(b *testing.B) {
 		if resp.StatusCode != 200 {
 			b.Fatal(resp.Status)
 		}
+	}
+}
+
+// TestHTTPInteractions_ReplaysAndStaleTimestampsRefused: a captured signed
+// request sent again, or one signed long ago, runs nothing.
+func TestHTTPInteractions_ReplaysAndStaleTimestampsRefused(t *testing.T) {
+	t.Parallel()
+	fd, url, sign, _ := httpAdapter(t)
+	inv := fakediscord.Invoker{UserID: "31", Username: "cy", ChannelID: "3", Locale: "en-US"}
+	i := fd.SlashCommand(inv, "link")
+	raw, _ := json.Marshal(i)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	post := func(ts string) int {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(raw))
+		req.Header.Set("X-Signature-Ed25519", sign(raw, ts))
+		req.Header.Set("X-Signature-Timestamp", ts)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(ts); code != 200 {
+		t.Fatalf("first delivery: %d", code)
+	}
+	if code := post(ts); code != 401 {
+		t.Fatalf("replayed request: %d, want 401", code)
+	}
+	j := fd.SlashCommand(inv, "balance")
+	raw, _ = json.Marshal(j)
+	if code := post(strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)); code != 401 {
+		t.Fatalf("request signed an hour ago: %d, want 401", code)
 	}
 }

@@ -236,3 +236,30 @@ func TestWebhook_SecretAndMalformedBodies(t *testing.T) {
 		t.Fatalf("webhook /balance: %+v", s[0])
 	}
 }
+
+// TestEveryCommand_InItalian runs each command through long polling.
+func TestEveryCommand_InItalian(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.award(t, "telegram:55", 4321)
+	e.start(t, "")
+	u := faketelegram.User{ID: 55, FirstName: "Gio", LanguageCode: "it"}
+	cases := []struct{ text, want string }{
+		{"/help", "/balance"},
+		{"/balance", "4.321"},
+		{"/history", "+4.321"},
+		{"/notify off", "disattivat"},
+		{"/notify on", "Promemoria attivi"},
+		{"/link", "/link "},
+		{"/link AAAA2222", "/link"},
+		{"/lang", "pt-BR"},
+		{"/balance extra", "/balance"},
+	}
+	for i, c := range cases {
+		e.fake.SendText(u, faketelegram.PrivateChat(u), c.text)
+		sent := e.fake.WaitSent(t, i+1, 5*time.Second)
+		if got := sent[i].Text; !strings.Contains(got, c.want) || strings.Contains(got, "error_") {
+			t.Errorf("%s: %q (want %q)", c.text, got, c.want)
+		}
+	}
+}

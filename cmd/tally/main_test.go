@@ -79,7 +79,14 @@ func (b *syncBuffer) String() string {
 
 func start(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
+	return startWithInput(t, env, "", args...)
+}
+
+// startWithInput is start with stdin fed from input.
+func startWithInput(t testing.TB, env []string, input string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(input)
 	cmd.Env = append(os.Environ(), env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -298,5 +305,27 @@ func TestHealthcheck(t *testing.T) {
 	}
 	if code, _ := start(t, []string{"TALLY_HTTP_ADDR=" + freeAddr(t)}, "healthcheck").wait(t, 10*time.Second); code == 0 {
 		t.Fatal("healthcheck passed with nothing listening")
+	}
+}
+
+// TestDemo_ConsoleChatInGerman drives tally demo through its stdin.
+func TestDemo_ConsoleChatInGerman(t *testing.T) {
+	t.Parallel()
+	p := startWithInput(t, []string{"DATABASE_URL=" + tallytest.EmptyDatabaseURL(t), "TALLY_LOG_LEVEL=warn"},
+		"/balance\nhistory\n/lang ko\n/balance\n/quit\n", "demo", "--lang", "de")
+	code, out := p.wait(t, 30*time.Second)
+	if code != 0 {
+		t.Fatalf("demo exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"Du hast 650 Punkte", "Launch promotion", "650"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "포인트") {
+		t.Errorf("no Korean after /lang ko:\n%s", out)
+	}
+	if code, out := start(t, nil, "demo", "--as", "admin").wait(t, 10*time.Second); code == 0 || !strings.Contains(out, "--as") {
+		t.Errorf("demo --as admin: %d %s", code, out)
 	}
 }
