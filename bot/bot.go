@@ -41,14 +41,18 @@ type Request struct {
 	Moderator bool
 	// Roles are the user's roles where the platform has them (Discord).
 	Roles []string
+	// Guild is the Discord server the command came from ("" elsewhere).
+	Guild string
 }
 
 // Reply is what the bot answers.
 type Reply struct {
 	Text string
-	// Private replies (balances, history, errors) are shown only to the asker
-	// where the platform can (Discord ephemeral messages).
+	// Private replies (balances, history, link codes, errors) are shown only to
+	// the asker: Discord ephemeral messages, Telegram direct messages.
 	Private bool
+	// Locale is the language the reply speaks, for anything an adapter adds.
+	Locale string
 }
 
 // Option is an argument of a command, described for platforms that declare
@@ -67,7 +71,10 @@ type Command struct {
 	Usage     string // e.g. "/lang [code]", shown when arguments are wrong
 	Options   []Option
 	Moderator bool
-	Run       func(ctx context.Context, c *Call) (Reply, error)
+	// Hidden commands work but are left out of help and command menus
+	// (aliases such as Telegram's /start).
+	Hidden bool
+	Run    func(ctx context.Context, c *Call) (Reply, error)
 }
 
 // Call is one running command: the request, the member behind it and the
@@ -112,11 +119,19 @@ func NewRouter(l Ledger, catalog *locales.Catalog, prog *program.Program, log *s
 // Register adds a command (or replaces one of the same name).
 func (r *Router) Register(c Command) { r.cmds[c.Name] = &c }
 
-// Commands returns the registered commands sorted by name, "help" first.
+// Has reports whether a command of that name is registered.
+func (r *Router) Has(name string) bool {
+	_, ok := r.cmds[strings.ToLower(name)]
+	return ok
+}
+
+// Commands returns the listed (not hidden) commands sorted by name, "help" first.
 func (r *Router) Commands() []Command {
 	out := make([]Command, 0, len(r.cmds))
 	for _, c := range r.cmds {
-		out = append(out, *c)
+		if !c.Hidden {
+			out = append(out, *c)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if (out[i].Name == "help") != (out[j].Name == "help") {
@@ -143,11 +158,24 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	}
 	call := &Call{Request: req, Member: profile, router: r,
 		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
+	reply := r.run(ctx, call)
+	if reply.Locale == "" {
+		reply.Locale = call.L.Code()
+	}
+	return reply
+}
+
+// run finds and runs the command of a call.
+func (r *Router) run(ctx context.Context, call *Call) Reply {
+	req, profile := call.Request, call.Member
 	cmd, ok := r.cmds[req.Command]
 	if !ok {
 		return Reply{Text: call.L.T("error_unknown_command", map[string]any{"Command": clipArg(req.Command)}), Private: true}
 	}
-	call.Moderator = req.Moderator || r.prog.IsModerator(req.User.Platform, req.User.ID, req.Roles)
+	// Discord's Manage Server counts only in the programme's own servers:
+	// anyone can add the bot to a server of their own.
+	platformSays := req.Moderator && req.Guild != "" && r.prog.DiscordGuilds[req.Guild]
+	call.Moderator = platformSays || r.prog.IsModerator(req.User.Platform, req.User.ID, req.Roles)
 	if cmd.Moderator && !call.Moderator {
 		return Reply{Text: call.L.T("error_moderators_only", nil), Private: true}
 	}

@@ -185,7 +185,7 @@ func TestModeratorCommands_FromProgrammeAndPlatform(t *testing.T) {
 	t.Parallel()
 	l := ledger.New(tallytest.DB(t), tallytest.NewClock(time.Now()))
 	cat, _ := locales.Load()
-	prog, err := program.Parse([]byte("[moderation]\ntelegram_admin_ids = [111]\ndiscord_role_ids = [\"1400\"]\n"), "test")
+	prog, err := program.Parse([]byte("[moderation]\ntelegram_admin_ids = [111]\ndiscord_role_ids = [\"1400\"]\ndiscord_guild_ids = [\"900\"]\n"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,9 @@ func TestModeratorCommands_FromProgrammeAndPlatform(t *testing.T) {
 		{bot.Request{User: bot.User{Platform: "discord", ID: "111"}}, false},
 		{bot.Request{User: bot.User{Platform: "discord", ID: "5"}, Roles: []string{"1400"}}, true},
 		{bot.Request{User: bot.User{Platform: "discord", ID: "6"}, Roles: []string{"99"}}, false},
-		{bot.Request{User: bot.User{Platform: "discord", ID: "7"}, Moderator: true}, true}, // Manage Server
+		{bot.Request{User: bot.User{Platform: "discord", ID: "7"}, Moderator: true, Guild: "900"}, true},  // Manage Server here
+		{bot.Request{User: bot.User{Platform: "discord", ID: "7"}, Moderator: true, Guild: "666"}, false}, // in a server of their own
+		{bot.Request{User: bot.User{Platform: "discord", ID: "7"}, Moderator: true}, false},
 	}
 	for _, c := range cases {
 		got := ask(c.req)
@@ -225,5 +227,19 @@ func TestModeratorCommands_FromProgrammeAndPlatform(t *testing.T) {
 	help = r.Handle(context.Background(), bot.Request{User: bot.User{Platform: "telegram", ID: "111"}, Command: "help"}).Text
 	if !strings.Contains(help, "/secret") {
 		t.Errorf("help hides a moderator command from a moderator: %q", help)
+	}
+}
+
+func TestStartIsHelpAndHidden(t *testing.T) {
+	e := newEnv(t)
+	u := bot.User{Platform: "telegram", ID: "3", Locale: "en"}
+	e.expect(u, "/start", "/balance", "Acme Rewards")
+	if e.router.Has("start") == false {
+		t.Fatal("start not registered")
+	}
+	for _, c := range e.router.Commands() {
+		if c.Name == "start" {
+			t.Fatal("start is listed in menus")
+		}
 	}
 }

@@ -16,6 +16,8 @@ const historyLimit = 10
 func builtins() []Command {
 	return []Command{
 		{Name: "help", Desc: "cmd_help", Usage: "/help", Run: help},
+		// Telegram sends /start when someone first opens the bot.
+		{Name: "start", Desc: "cmd_help", Usage: "/help", Run: help, Hidden: true},
 		{Name: "balance", Desc: "cmd_balance", Usage: "/balance", Run: balance},
 		{Name: "history", Desc: "cmd_history", Usage: "/history", Run: history},
 		{Name: "lang", Desc: "cmd_lang", Usage: "/lang [code]", Run: lang,
@@ -90,7 +92,8 @@ func history(ctx context.Context, c *Call) (Reply, error) {
 		b.WriteString("\n")
 		b.WriteString(c.L.T("history_line", map[string]any{
 			"Date": c.L.Date(e.CreatedAt, c.router.prog.Location), "Points": points, "Kind": c.L.T(kindMessage(e.Kind), nil)}))
-		if e.Reason != "" {
+		// Reasons of Tally's own transactions (links) are for operators, not members.
+		if e.Reason != "" && (e.Kind == ledger.KindAward || e.Kind == ledger.KindDeduction) {
 			b.WriteString(" — " + clipArg(e.Reason))
 		}
 		if e.ExpiresAt != nil && e.Points > 0 {
@@ -140,7 +143,7 @@ func lang(ctx context.Context, c *Call) (Reply, error) {
 	if err := c.router.ledger.SetLocale(ctx, c.Member.ID, code); err != nil {
 		return Reply{}, err
 	}
-	return Reply{Text: cat.For(code).T("lang_set", nil), Private: true}, nil
+	return Reply{Text: cat.For(code).T("lang_set", nil), Private: true, Locale: code}, nil
 }
 
 func notify(ctx context.Context, c *Call) (Reply, error) {

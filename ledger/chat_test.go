@@ -200,3 +200,30 @@ func TestLink_ReplaysAndMergedIDsFollowTheSurvivor(t *testing.T) {
 	}
 	mustCheck(t, l)
 }
+
+// TestLink_ChainsStayOneHop: a member merged into one that is merged later
+// still reaches the live member.
+func TestLink_ChainsStayOneHop(t *testing.T) {
+	l, _, _ := newLedger(t)
+	ctx := context.Background()
+	a := mustAward(t, l, "telegram:1", 1, "a", nil)
+	b := mustAward(t, l, "discord:2", 2, "b", nil)
+	c := mustAward(t, l, "console:3", 4, "c", nil)
+	code, _, _ := l.CreateLinkCode(ctx, c.MemberID, "console")
+	if r, err := l.Link(ctx, code, b.MemberID); err != nil || r.Survivor != b.MemberID {
+		t.Fatalf("b+c: %+v %v", r, err)
+	}
+	code, _, _ = l.CreateLinkCode(ctx, b.MemberID, "discord")
+	if r, err := l.Link(ctx, code, a.MemberID); err != nil || r.Survivor != a.MemberID || r.Balance != 7 {
+		t.Fatalf("a+b: %+v %v", r, err)
+	}
+	res, err := l.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: c.MemberID}, Points: 1, Key: "d"})
+	if err != nil || res.MemberID != a.MemberID || res.Balance != 8 {
+		t.Fatalf("award to the first merged id = %+v, %v", res, err)
+	}
+	code, _, _ = l.CreateLinkCode(ctx, c.MemberID, "console")
+	if r, err := l.Link(ctx, code, a.MemberID); err != nil || r.Outcome != ledger.LinkAlready {
+		t.Fatalf("linking a chain member again: %+v %v", r, err)
+	}
+	mustCheck(t, l)
+}

@@ -40,6 +40,9 @@ type Program struct {
 	// (Discord's Manage Server permission counts too; adapters tell that).
 	TelegramAdmins map[string]bool
 	DiscordRoles   map[string]bool
+	// DiscordGuilds are the programme's Discord servers: Manage Server makes a
+	// moderator only there.
+	DiscordGuilds map[string]bool
 }
 
 // IsModerator reports whether the platform user, holding roles (Discord), is
@@ -68,6 +71,7 @@ type file struct {
 	Moderation struct {
 		TelegramAdminIDs []int64  `toml:"telegram_admin_ids"`
 		DiscordRoleIDs   []string `toml:"discord_role_ids"`
+		DiscordGuildIDs  []string `toml:"discord_guild_ids"`
 	} `toml:"moderation"`
 }
 
@@ -122,7 +126,7 @@ func Parse(data []byte, source string) (*Program, error) {
 			return nil, fmt.Errorf("%s: %s is not implemented yet in this version of Tally; remove it", source, keys[0])
 		}
 		return nil, fmt.Errorf("%s: unknown key %q (known: program.name, program.default_locale, program.timezone, "+
-			"moderation.telegram_admin_ids, moderation.discord_role_ids)", source, keys[0])
+			"moderation.telegram_admin_ids, moderation.discord_role_ids, moderation.discord_guild_ids)", source, keys[0])
 	}
 	p := &Program{Name: "Tally Rewards", DefaultLocale: "en", Timezone: "UTC", Source: source}
 	if f.Program.Name != nil {
@@ -151,7 +155,13 @@ func Parse(data []byte, source string) (*Program, error) {
 		return nil, fmt.Errorf("%s: program.timezone: unknown zone %q (use an IANA name such as \"Europe/Berlin\")", source, p.Timezone)
 	}
 	p.Location = loc
-	p.TelegramAdmins, p.DiscordRoles = map[string]bool{}, map[string]bool{}
+	p.TelegramAdmins, p.DiscordRoles, p.DiscordGuilds = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for i, id := range f.Moderation.DiscordGuildIDs {
+		if !snowflake.MatchString(id) {
+			return nil, fmt.Errorf("%s: moderation.discord_guild_ids[%d]: %q is not a Discord server id (digits, as a string)", source, i, id)
+		}
+		p.DiscordGuilds[id] = true
+	}
 	for i, id := range f.Moderation.TelegramAdminIDs {
 		if id <= 0 {
 			return nil, fmt.Errorf("%s: moderation.telegram_admin_ids[%d]: %d is not a Telegram user id", source, i, id)

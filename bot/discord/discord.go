@@ -305,6 +305,7 @@ func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction) (*disco
 		Args:      args,
 		Moderator: moderator,
 		Roles:     roles,
+		Guild:     i.GuildID,
 	}
 	reply := a.cfg.Router.Handle(ctx, req)
 	rd := &discordgo.InteractionResponseData{Content: reply.Text, AllowedMentions: &discordgo.MessageAllowedMentions{}}

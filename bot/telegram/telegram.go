@@ -178,6 +178,11 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 	if !ok {
 		return
 	}
+	group := msg.Chat.Type != models.ChatTypePrivate
+	addressed := strings.Contains(strings.Fields(msg.Text)[0], "@")
+	if group && !addressed && !a.cfg.Router.Has(cmd) {
+		return // a group's other bots get commands like /warn too: not ours to answer
+	}
 	first, err := a.firstTime(ctx, upd.ID)
 	if err != nil {
 		a.log.Error("telegram: remember update", "update", upd.ID, "err", err)
@@ -190,7 +195,7 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 	req := bot.Request{
 		User:    userOf(msg.From),
 		ChatID:  strconv.FormatInt(msg.Chat.ID, 10),
-		Group:   msg.Chat.Type != models.ChatTypePrivate,
+		Group:   group,
 		Command: cmd,
 		Args:    args,
 	}
@@ -202,7 +207,39 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 	if reply.Text == "" {
 		return
 	}
-	a.send(ctx, msg.Chat.ID, msg.ID, reply.Text, req.User.ID)
+	if !group || !reply.Private {
+		a.deliver(ctx, msg.Chat.ID, msg.ID, reply.Text, req.User.ID)
+		return
+	}
+	// A private answer asked for in a group (a balance, a link code) goes to
+	// the member's private chat; the group only learns where it went.
+	l := a.cfg.Router.Catalog().For(reply.Locale)
+	switch err := a.send(ctx, msg.From.ID, 0, reply.Text); {
+	case err == nil:
+		a.deliver(ctx, msg.Chat.ID, msg.ID, l.T("reply_sent_privately", nil), req.User.ID)
+	case errors.Is(err, tgbot.ErrorForbidden):
+		// The member never opened a chat with the bot, or blocked it.
+		a.deliver(ctx, msg.Chat.ID, msg.ID, l.T("reply_needs_private_chat", nil), req.User.ID)
+	default:
+		a.log.Error("telegram: send private reply", "err", a.redact(err))
+	}
+}
+
+// deliver sends a reply and handles what send reports: a 403 from a private
+// chat means the user blocked the bot (from a group it means the bot lost the
+// group, which says nothing about the user).
+func (a *Adapter) deliver(ctx context.Context, chatID int64, replyTo int, text, userID string) {
+	err := a.send(ctx, chatID, replyTo, text)
+	switch {
+	case err == nil:
+	case errors.Is(err, tgbot.ErrorForbidden) && strconv.FormatInt(chatID, 10) == userID:
+		a.log.Info("telegram: user blocked the bot", "user", userID)
+		if a.cfg.Unreachable != nil {
+			a.cfg.Unreachable(ctx, "telegram", userID)
+		}
+	default:
+		a.log.Error("telegram: send reply", "chat", chatID, "err", a.redact(err))
+	}
 }
 
 func userOf(u *models.User) bot.User {
@@ -213,43 +250,32 @@ func userOf(u *models.User) bot.User {
 	return bot.User{Platform: "telegram", ID: strconv.FormatInt(u.ID, 10), Name: name, Locale: u.LanguageCode}
 }
 
-// send delivers a reply, waiting out 429s (retry_after) a few times; a 403
-// means the user blocked the bot.
-func (a *Adapter) send(ctx context.Context, chatID int64, replyTo int, text, userID string) {
+// send sends one message, waiting out 429s (retry_after) a few times.
+func (a *Adapter) send(ctx context.Context, chatID int64, replyTo int, text string) error {
 	params := &tgbot.SendMessageParams{ChatID: chatID, Text: text}
 	if replyTo != 0 {
 		params.ReplyParameters = &models.ReplyParameters{MessageID: replyTo, AllowSendingWithoutReply: true}
 	}
 	for attempt := 1; ; attempt++ {
 		_, err := a.b.SendMessage(ctx, params)
-		if err == nil {
-			return
-		}
 		var tooMany *tgbot.TooManyRequestsError
-		switch {
-		case errors.As(err, &tooMany) && attempt < maxSendAttempts:
-			wait := time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
-			a.log.Warn("telegram: rate limited, waiting", "retry_after", wait)
-			select {
-			case <-time.After(wait):
-				continue
-			case <-ctx.Done():
-				return
-			}
-		case errors.Is(err, tgbot.ErrorForbidden):
-			a.log.Info("telegram: user blocked the bot", "user", userID)
-			if a.cfg.Unreachable != nil {
-				a.cfg.Unreachable(ctx, "telegram", userID)
-			}
-			return
+		if err == nil || !errors.As(err, &tooMany) || attempt == maxSendAttempts {
+			return err
 		}
-		a.log.Error("telegram: send reply", "chat", chatID, "err", a.redact(err))
-		return
+		wait := time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
+		a.log.Warn("telegram: rate limited, waiting", "retry_after", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
 // firstTime records an update id and reports whether it was new. Ids older
-// than a day are pruned now and then.
+// than a day are pruned now and then. The id is recorded before the reply is
+// sent: a crash in between leaves one command unanswered rather than answered
+// twice ("at most once").
 func (a *Adapter) firstTime(ctx context.Context, id int64) (bool, error) {
 	tag, err := a.cfg.DB.Exec(ctx, `INSERT INTO telegram_updates (update_id, handled_at) VALUES ($1, now())
 		ON CONFLICT DO NOTHING`, id)

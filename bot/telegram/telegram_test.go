@@ -67,6 +67,14 @@ func newEnv(t testing.TB) *env {
 // start runs an adapter until the test ends; webhookSecret "" means long polling.
 func (e *env) start(t testing.TB, webhookSecret string) *telegram.Adapter {
 	t.Helper()
+	a, stop := e.startStoppable(t, webhookSecret)
+	t.Cleanup(stop)
+	return a
+}
+
+// startStoppable runs an adapter until stop is called.
+func (e *env) startStoppable(t testing.TB, webhookSecret string) (*telegram.Adapter, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := telegram.New(ctx, telegram.Config{Token: e.fake.Token(), APIURL: e.fake.URL(), WebhookSecret: webhookSecret,
 		Router: e.router, DB: e.pool, Log: slog.New(slog.NewTextHandler(e.logs, nil)),
@@ -79,12 +87,14 @@ func (e *env) start(t testing.TB, webhookSecret string) *telegram.Adapter {
 	}
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		time.Sleep(50 * time.Millisecond) // handlers the library still runs finish their replies
-	})
-	return a
+	var once sync.Once
+	return a, func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			time.Sleep(50 * time.Millisecond) // handlers the library still runs finish their replies
+		})
+	}
 }
 
 func (e *env) award(t testing.TB, member string, points int64) {
@@ -117,17 +127,23 @@ func TestLongPolling_PrivateAndGroupCommands(t *testing.T) {
 	e.fake.EditText(*e.fake.Update(asked).Message, "/balance edited")      // an edit
 	e.fake.MembersJoined(group, faketelegram.User{ID: 7, FirstName: "Bo"}) // a join
 	e.fake.SendText(ada, group, "/lang@"+faketelegram.DefaultBotUsername+" ja")
-	sent = e.fake.WaitSent(t, 2, 5*time.Second)
-	if sent[1].ChatID != -1001 || !strings.Contains(sent[1].Text, "日本語") {
-		t.Fatalf("group /lang ja: %+v", sent[1])
+	// A private answer asked for in a group goes to the private chat; the
+	// group is told where, in the member's language.
+	sent = e.fake.WaitSent(t, 3, 5*time.Second)
+	if sent[1].ChatID != 42 || !strings.Contains(sent[1].Text, "日本語") {
+		t.Fatalf("group /lang ja, private answer: %+v", sent[1])
 	}
+	if sent[2].ChatID != -1001 || !strings.Contains(sent[2].Text, "プライベートメッセージ") {
+		t.Fatalf("group /lang ja, note in the group: %+v", sent[2])
+	}
+	e.fake.SendText(ada, group, "/warn") // another bot's command, not addressed to us
 	time.Sleep(300 * time.Millisecond)
-	if n := len(e.fake.Sent()); n != 2 {
+	if n := len(e.fake.Sent()); n != 3 {
 		t.Fatalf("%d messages sent; the ignored updates were answered: %+v", n, e.fake.Sent())
 	}
 	e.fake.SendText(ada, faketelegram.PrivateChat(ada), "/frobnicate")
-	if s := e.fake.WaitSent(t, 3, 5*time.Second); !strings.Contains(s[2].Text, "/frobnicate") || !strings.Contains(s[2].Text, "/help") {
-		t.Fatalf("unknown command: %+v", s[2])
+	if s := e.fake.WaitSent(t, 4, 5*time.Second); !strings.Contains(s[3].Text, "/frobnicate") || !strings.Contains(s[3].Text, "/help") {
+		t.Fatalf("unknown command: %+v", s[3])
 	}
 }
 
@@ -157,13 +173,14 @@ func TestRegisterCommands_DefaultAndEveryLanguage(t *testing.T) {
 func TestRedelivery_AnsweredOnceAlsoAfterRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	first := e.start(t, "")
-	_ = first
+	_, stop := e.startStoppable(t, "")
+	t.Cleanup(stop)
 	id := e.fake.SendText(ada, faketelegram.PrivateChat(ada), "/balance")
 	e.fake.WaitSent(t, 1, 5*time.Second)
 	e.fake.Redeliver(id)
 	time.Sleep(500 * time.Millisecond)
-	// A second adapter on the same database stands for the restarted process.
+	// The process stops; a new one on the same database gets the update again.
+	stop()
 	e.start(t, "")
 	e.fake.Redeliver(id)
 	time.Sleep(500 * time.Millisecond)
@@ -261,5 +278,53 @@ func TestEveryCommand_InItalian(t *testing.T) {
 		if got := sent[i].Text; !strings.Contains(got, c.want) || strings.Contains(got, "error_") {
 			t.Errorf("%s: %q (want %q)", c.text, got, c.want)
 		}
+	}
+}
+
+// TestGroup_LinkCodeNeverReachesTheGroup: a /link code asked for in a group is
+// sent privately; when the member has no private chat with the bot, the
+// group only gets a hint and the code goes nowhere.
+func TestGroup_LinkCodeNeverReachesTheGroup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start(t, "")
+	group := faketelegram.GroupChat(-2002, "Fans")
+	bo := faketelegram.User{ID: 88, FirstName: "Bo", LanguageCode: "en"}
+	e.fake.SendText(bo, group, "/link")
+	sent := e.fake.WaitSent(t, 2, 5*time.Second)
+	if sent[0].ChatID != 88 || !strings.Contains(sent[0].Text, "/link ") {
+		t.Fatalf("the code did not go privately: %+v", sent[0])
+	}
+	if sent[1].ChatID != -2002 || strings.Contains(sent[1].Text, "/link ") {
+		t.Fatalf("group note: %+v", sent[1])
+	}
+	cy := faketelegram.User{ID: 99, FirstName: "Cy", LanguageCode: "de"}
+	e.fake.Block(99) // Cy never opened a private chat with the bot
+	e.fake.SendText(cy, group, "/balance")
+	sent = e.fake.WaitSent(t, 3, 5*time.Second)
+	if sent[2].ChatID != -2002 || !strings.Contains(sent[2].Text, "privat") {
+		t.Fatalf("hint in the group: %+v", sent[2])
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range e.fake.Sent() {
+		if m.ChatID == -2002 && strings.Contains(m.Text, "Punkte") {
+			t.Fatalf("a balance was posted in the group: %+v", m)
+		}
+	}
+	e.fake.SendText(cy, faketelegram.PrivateChat(cy), "/start")
+	// The private chat is blocked in the fake, so nothing arrives; /start
+	// itself is covered in the router tests. The token must not be logged.
+	if strings.Contains(e.logs.String(), e.fake.Token()) {
+		t.Fatal("token in the log")
+	}
+}
+
+func TestNew_UnreachableAPIKeepsTheTokenOutOfErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, err := telegram.New(context.Background(), telegram.Config{Token: e.fake.Token(), APIURL: "http://127.0.0.1:1",
+		Router: e.router, DB: e.pool, Log: slog.Default()})
+	if err == nil || strings.Contains(err.Error(), e.fake.Token()) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("error %v: want one naming the server without the token", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tally-loyalty/tally"
@@ -13,6 +15,7 @@ import (
 	"github.com/tally-loyalty/tally/bot/console"
 	"github.com/tally-loyalty/tally/ledger"
 	"github.com/tally-loyalty/tally/locales"
+	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
 )
 
@@ -45,6 +48,14 @@ func demo(ctx context.Context, cfg config, args []string, in io.Reader, out io.W
 	if err != nil {
 		return err
 	}
+	// The demo's welcome points must never mix with a real programme's ledger
+	// (a console member could /link them to a real account): it keeps its own
+	// database, named after DATABASE_URL's with _demo appended.
+	demoURL, err := demoDatabase(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	cfg.DatabaseURL = demoURL
 	pool, err := openDB(ctx, cfg, io.Discard)
 	if err != nil {
 		return err
@@ -65,7 +76,21 @@ func demo(ctx context.Context, cfg config, args []string, in io.Reader, out io.W
 	}
 	router := bot.NewRouter(l, catalog, prog, log)
 	chat := console.New(router, bot.User{ID: uid, Name: "Demo " + *as, Locale: *lang}, *as == "moderator")
-	fmt.Fprintf(out, "%s — console chat as %s (console:%s). Try /help, /balance, /history, /lang de. /quit or Ctrl-D leaves.\n",
-		prog.Name, *as, uid)
+	fmt.Fprintf(out, "%s — console chat as %s (console:%s) on database %s. Try /help, /balance, /history, /lang de. /quit or Ctrl-D leaves.\n",
+		prog.Name, *as, uid, postgres.Redact(cfg.DatabaseURL))
 	return chat.Run(ctx, in, out)
+}
+
+// demoDatabase returns dbURL with "_demo" appended to its database name.
+func demoDatabase(dbURL string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil || strings.Trim(u.Path, "/") == "" {
+		return "", fmt.Errorf("DATABASE_URL %q: want postgres://host/database", postgres.Redact(dbURL))
+	}
+	name := strings.Trim(u.Path, "/")
+	if !strings.HasSuffix(name, "_demo") {
+		name += "_demo"
+	}
+	u.Path = "/" + name
+	return u.String(), nil
 }

@@ -311,13 +311,22 @@ func TestHealthcheck(t *testing.T) {
 // TestDemo_ConsoleChatInGerman drives tally demo through its stdin.
 func TestDemo_ConsoleChatInGerman(t *testing.T) {
 	t.Parallel()
-	p := startWithInput(t, []string{"DATABASE_URL=" + tallytest.EmptyDatabaseURL(t), "TALLY_LOG_LEVEL=warn"},
+	db := tallytest.EmptyDatabaseURL(t)
+	t.Cleanup(func() { // the demo's own database
+		if c, err := pgx.Connect(context.Background(), tallytest.ServerURL()); err == nil {
+			u, _ := demoDatabase(db)
+			name := u[strings.LastIndex(u, "/")+1 : strings.Index(u, "?")]
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	p := startWithInput(t, []string{"DATABASE_URL=" + db, "TALLY_LOG_LEVEL=warn"},
 		"/balance\nhistory\n/lang ko\n/balance\n/quit\n", "demo", "--lang", "de")
 	code, out := p.wait(t, 30*time.Second)
 	if code != 0 {
 		t.Fatalf("demo exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"Du hast 650 Punkte", "Launch promotion", "650"} {
+	for _, want := range []string{"Du hast 650 Punkte", "Launch promotion", "_demo"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("transcript lacks %q:\n%s", want, out)
 		}

@@ -76,7 +76,9 @@ BEGIN
     UPDATE identities SET member_id = keep WHERE member_id = gone;
     UPDATE members k SET locale = coalesce(k.locale, g.locale), merged_into = NULL
     FROM members g WHERE k.id = keep AND g.id = gone;
-    UPDATE members SET merged_into = keep WHERE id = gone;
+    -- Members merged into gone earlier now point at keep too: one hop always
+    -- reaches a live member.
+    UPDATE members SET merged_into = keep WHERE id = gone OR merged_into = gone;
 
     SELECT coalesce(sum(remaining), 0) INTO moved FROM lots WHERE member_id = gone AND state = 'active';
     -- The survivor's available balance once the points arrive (moved lots past
