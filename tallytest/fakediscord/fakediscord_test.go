@@ -10,8 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,51 +19,15 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"github.com/gorilla/websocket"
 
+	"github.com/tally-loyalty/tally/tallytest"
 	"github.com/tally-loyalty/tally/tallytest/fakediscord"
 )
 
 // TestMain fails the run when goroutines of the fake, discordgo or the HTTP
 // machinery outlive the tests: every test closes what it opened.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(3 * time.Second); leaks != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits for stray goroutines to end and returns the stacks
-// of those still running after timeout.
-func leakedGoroutines(timeout time.Duration) string {
-	suspects := []string{"bwmarrin/discordgo", "gorilla/websocket", "tallytest/fakediscord.",
-		"net/http.(*persistConn)", "net/http.(*conn).serve", "net/http/httptest"}
-	deadline := time.Now().Add(timeout)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaks []string
-		for i, g := range strings.Split(string(buf), "\n\n") {
-			if i == 0 {
-				continue // this goroutine
-			}
-			for _, s := range suspects {
-				if strings.Contains(g, s) {
-					leaks = append(leaks, g)
-					break
-				}
-			}
-		}
-		if len(leaks) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	tallytest.RunCheckingLeaks(m, "bwmarrin/discordgo", "gorilla/websocket", "tallytest/fakediscord.",
+		"net/http.(*persistConn)", "net/http.(*conn).serve", "net/http/httptest")
 }
 
 const wait = 5 * time.Second

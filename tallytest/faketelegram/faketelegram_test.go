@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,51 +18,15 @@ import (
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
+	"github.com/tally-loyalty/tally/tallytest"
 	"github.com/tally-loyalty/tally/tallytest/faketelegram"
 )
 
 // TestMain fails the run when goroutines of the fake, the client or the HTTP
 // machinery outlive the tests: every test stops what it started.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(3 * time.Second); leaks != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits for stray goroutines to end and returns the stacks
-// of those still running after timeout.
-func leakedGoroutines(timeout time.Duration) string {
-	suspects := []string{"go-telegram/bot", "tallytest/faketelegram.", "net/http.(*persistConn)",
-		"net/http.(*conn).serve", "net/http/httptest"}
-	deadline := time.Now().Add(timeout)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaks []string
-		for i, g := range strings.Split(string(buf), "\n\n") {
-			if i == 0 {
-				continue // this goroutine
-			}
-			for _, s := range suspects {
-				if strings.Contains(g, s) {
-					leaks = append(leaks, g)
-					break
-				}
-			}
-		}
-		if len(leaks) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	tallytest.RunCheckingLeaks(m, "go-telegram/bot", "tallytest/faketelegram.", "net/http.(*persistConn)",
+		"net/http.(*conn).serve", "net/http/httptest")
 }
 
 const wait = 5 * time.Second
