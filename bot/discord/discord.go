@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tally-loyalty/tally/bot"
 	"github.com/tally-loyalty/tally/locales"
@@ -35,6 +36,9 @@ type Config struct {
 	GatewayURL string // gateway override, e.g. ws://127.0.0.1:9000/gateway
 	Router     *bot.Router
 	Log        *slog.Logger
+	// DB remembers answered interaction ids across instances; without it they
+	// are remembered in this process only.
+	DB *pgxpool.Pool
 }
 
 // Adapter connects the router to Discord.
@@ -53,12 +57,25 @@ type Adapter struct {
 const replayWindow = 5 * time.Minute
 
 // fresh reports whether a signed request's timestamp is recent and its
-// interaction id new, remembering the id.
-func (a *Adapter) fresh(timestamp, id string) bool {
+// interaction id new, remembering the id (in Postgres when there is one, so
+// every instance knows it).
+func (a *Adapter) fresh(ctx context.Context, timestamp, id string) bool {
 	sec, err := strconv.ParseInt(timestamp, 10, 64)
 	now := time.Now()
-	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > replayWindow {
+	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > replayWindow || id == "" {
 		return false
+	}
+	if a.cfg.DB != nil {
+		tag, err := a.cfg.DB.Exec(ctx, `INSERT INTO discord_interactions (interaction_id, seen_at) VALUES ($1, now())
+			ON CONFLICT DO NOTHING`, id)
+		if err != nil {
+			a.log.Error("discord: remember interaction", "err", err)
+			return false
+		}
+		if strings.HasSuffix(id, "00") { // about one request in a hundred prunes
+			a.cfg.DB.Exec(ctx, "DELETE FROM discord_interactions WHERE seen_at < now() - interval '1 hour'")
+		}
+		return tag.RowsAffected() == 1
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -237,7 +254,7 @@ func (a *Adapter) InteractionsHandler() http.Handler {
 			http.Error(w, "not an interaction", http.StatusBadRequest)
 			return
 		}
-		if !a.fresh(r.Header.Get("X-Signature-Timestamp"), i.ID) {
+		if !a.fresh(r.Context(), r.Header.Get("X-Signature-Timestamp"), i.ID) {
 			http.Error(w, "stale or replayed request", http.StatusUnauthorized)
 			return
 		}

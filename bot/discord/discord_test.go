@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/bot"
@@ -46,16 +47,24 @@ func award(t *testing.T, l *ledger.Service, member string, points int64) {
 // httpAdapter serves the adapter's interactions endpoint on a test server.
 func httpAdapter(t *testing.T) (*fakediscord.Server, string, fakediscord.SignFunc, *ledger.Service) {
 	t.Helper()
+	fd, url, sign, l, _ := httpAdapterOn(t, nil)
+	return fd, url, sign, l
+}
+
+// httpAdapterOn is httpAdapter with the replay memory in db (nil: in memory),
+// and the signer's public key.
+func httpAdapterOn(t *testing.T, db *pgxpool.Pool) (*fakediscord.Server, string, fakediscord.SignFunc, *ledger.Service, string) {
+	t.Helper()
 	fd := fakediscord.New(t)
 	pub, sign := fakediscord.NewSigner()
 	router, l := newRouter(t)
-	a, err := discord.New(discord.Config{PublicKey: pub, Router: router, Log: slog.Default()})
+	a, err := discord.New(discord.Config{PublicKey: pub, Router: router, Log: slog.Default(), DB: db})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.InteractionsHandler())
 	t.Cleanup(srv.Close)
-	return fd, srv.URL, sign, l
+	return fd, srv.URL, sign, l, pub
 }
 
 func body(t *testing.T, resp *http.Response) string {
@@ -241,5 +250,36 @@ func TestHTTPInteractions_ReplaysAndStaleTimestampsRefused(t *testing.T) {
 	raw, _ = json.Marshal(j)
 	if code := post(strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)); code != 401 {
 		t.Fatalf("request signed an hour ago: %d, want 401", code)
+	}
+}
+
+// TestHTTPInteractions_ReplayToAnotherInstanceRefused: two instances share the
+// database; a request answered by one is refused by the other.
+func TestHTTPInteractions_ReplayToAnotherInstanceRefused(t *testing.T) {
+	t.Parallel()
+	db := tallytest.DB(t)
+	fd, url1, sign, l, pub := httpAdapterOn(t, db)
+	_ = l
+	router, _ := newRouter(t)
+	b, err := discord.New(discord.Config{PublicKey: pub, Router: router, Log: slog.Default(), DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(b.InteractionsHandler())
+	t.Cleanup(srv2.Close)
+	raw, _ := json.Marshal(fd.SlashCommand(fakediscord.Invoker{UserID: "31", Username: "cy", ChannelID: "3"}, "link"))
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	for n, url := range []string{url1, srv2.URL} {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(raw))
+		req.Header.Set("X-Signature-Ed25519", sign(raw, ts))
+		req.Header.Set("X-Signature-Timestamp", ts)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := []int{200, 401}[n]; resp.StatusCode != want {
+			t.Fatalf("instance %d: %d, want %d", n+1, resp.StatusCode, want)
+		}
 	}
 }

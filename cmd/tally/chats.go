@@ -63,7 +63,7 @@ func startChats(ctx context.Context, cfg config, router *bot.Router, l *ledger.S
 		return c, opts, nil
 	}
 	dc, err := discord.New(discord.Config{Token: cfg.DiscordToken, AppID: cfg.DiscordAppID, PublicKey: cfg.DiscordPublicKey,
-		APIURL: cfg.DiscordAPIURL, GatewayURL: cfg.DiscordGatewayURL, Router: router, Log: log})
+		APIURL: cfg.DiscordAPIURL, GatewayURL: cfg.DiscordGatewayURL, Router: router, Log: log, DB: pool})
 	if err != nil {
 		return c, nil, err
 	}
