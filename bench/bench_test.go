@@ -133,9 +133,6 @@ func TestLoadQuantiles_AreNearestRank(t *testing.T) {
 }
 
 func TestRun_MeasuresEveryPhaseAndDropsItsDatabases(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pgbench and loads the ledger for a few seconds")
-	}
 	if _, err := exec.LookPath("pgbench"); err != nil {
 		t.Fatalf("pgbench is needed (it ships with the PostgreSQL client): %v", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -36,8 +35,8 @@ type Config struct {
 	GatewayURL string // gateway override, e.g. ws://127.0.0.1:9000/gateway
 	Router     *bot.Router
 	Log        *slog.Logger
-	// DB remembers answered interaction ids across instances; without it they
-	// are remembered in this process only.
+	// DB remembers answered interaction ids across instances (required with
+	// PublicKey).
 	DB *pgxpool.Pool
 }
 
@@ -47,9 +46,6 @@ type Adapter struct {
 	pubKey  ed25519.PublicKey
 	session *discordgo.Session
 	log     *slog.Logger
-
-	mu   sync.Mutex
-	seen map[string]time.Time // interaction ids answered within replayWindow
 }
 
 // replayWindow bounds how old a signed request may be; within it a repeated
@@ -57,41 +53,22 @@ type Adapter struct {
 const replayWindow = 5 * time.Minute
 
 // fresh reports whether a signed request's timestamp is recent and its
-// interaction id new, remembering the id (in Postgres when there is one, so
-// every instance knows it).
+// interaction id new to every instance, remembering the id in Postgres.
 func (a *Adapter) fresh(ctx context.Context, timestamp, id string) bool {
 	sec, err := strconv.ParseInt(timestamp, 10, 64)
-	now := time.Now()
-	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > replayWindow || id == "" {
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > replayWindow || id == "" {
 		return false
 	}
-	if a.cfg.DB != nil {
-		tag, err := a.cfg.DB.Exec(ctx, `INSERT INTO discord_interactions (interaction_id, seen_at) VALUES ($1, now())
-			ON CONFLICT DO NOTHING`, id)
-		if err != nil {
-			a.log.Error("discord: remember interaction", "err", err)
-			return false
-		}
-		if strings.HasSuffix(id, "00") { // about one request in a hundred prunes
-			a.cfg.DB.Exec(ctx, "DELETE FROM discord_interactions WHERE seen_at < now() - interval '1 hour'")
-		}
-		return tag.RowsAffected() == 1
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.seen == nil {
-		a.seen = map[string]time.Time{}
-	}
-	for k, at := range a.seen {
-		if now.Sub(at) > 2*replayWindow {
-			delete(a.seen, k)
-		}
-	}
-	if _, dup := a.seen[id]; dup {
+	tag, err := a.cfg.DB.Exec(ctx, `INSERT INTO discord_interactions (interaction_id, seen_at) VALUES ($1, now())
+		ON CONFLICT DO NOTHING`, id)
+	if err != nil {
+		a.log.Error("discord: remember interaction", "err", err)
 		return false
 	}
-	a.seen[id] = now
-	return true
+	if strings.HasSuffix(id, "00") { // about one request in a hundred prunes
+		a.cfg.DB.Exec(ctx, "DELETE FROM discord_interactions WHERE seen_at < now() - interval '1 hour'")
+	}
+	return tag.RowsAffected() == 1
 }
 
 // New prepares the adapter; it connects nothing yet.
@@ -101,6 +78,9 @@ func New(cfg Config) (*Adapter, error) {
 		key, err := hex.DecodeString(cfg.PublicKey)
 		if err != nil || len(key) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("DISCORD_PUBLIC_KEY must be the application's 64-hex-digit public key")
+		}
+		if cfg.DB == nil {
+			return nil, fmt.Errorf("discord: HTTP interactions need a database to refuse replayed requests")
 		}
 		a.pubKey = key
 	}

@@ -44,27 +44,40 @@ func award(t *testing.T, l *ledger.Service, member string, points int64) {
 	}
 }
 
-// httpAdapter serves the adapter's interactions endpoint on a test server.
+// httpAdapter serves the adapter's interactions endpoint on a test server
+// with a database of its own.
 func httpAdapter(t *testing.T) (*fakediscord.Server, string, fakediscord.SignFunc, *ledger.Service) {
-	t.Helper()
-	fd, url, sign, l, _ := httpAdapterOn(t, nil)
-	return fd, url, sign, l
-}
-
-// httpAdapterOn is httpAdapter with the replay memory in db (nil: in memory),
-// and the signer's public key.
-func httpAdapterOn(t *testing.T, db *pgxpool.Pool) (*fakediscord.Server, string, fakediscord.SignFunc, *ledger.Service, string) {
 	t.Helper()
 	fd := fakediscord.New(t)
 	pub, sign := fakediscord.NewSigner()
 	router, l := newRouter(t)
+	return fd, serveInteractions(t, pub, router, tallytest.DB(t)), sign, l
+}
+
+// serveInteractions starts an adapter for HTTP interactions and returns its URL.
+func serveInteractions(t *testing.T, pub string, router *bot.Router, db *pgxpool.Pool) string {
+	t.Helper()
 	a, err := discord.New(discord.Config{PublicKey: pub, Router: router, Log: slog.Default(), DB: db})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.InteractionsHandler())
 	t.Cleanup(srv.Close)
-	return fd, srv.URL, sign, l, pub
+	return srv.URL
+}
+
+// postAt sends raw to url signed at timestamp ts and returns the status.
+func postAt(t *testing.T, url string, sign fakediscord.SignFunc, raw []byte, ts string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(raw))
+	req.Header.Set("X-Signature-Ed25519", sign(raw, ts))
+	req.Header.Set("X-Signature-Timestamp", ts)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func body(t *testing.T, resp *http.Response) string {
@@ -202,7 +215,7 @@ func BenchmarkSignedInteraction(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := discord.New(discord.Config{PublicKey: pub, Router: bot.NewRouter(l, cat, program.Example(), slog.Default()), Log: slog.Default()})
+	a, err := discord.New(discord.Config{PublicKey: pub, Router: bot.NewRouter(l, cat, program.Example(), slog.Default()), Log: slog.Default(), DB: tallytest.DB(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -226,29 +239,16 @@ func TestHTTPInteractions_ReplaysAndStaleTimestampsRefused(t *testing.T) {
 	t.Parallel()
 	fd, url, sign, _ := httpAdapter(t)
 	inv := fakediscord.Invoker{UserID: "31", Username: "cy", ChannelID: "3", Locale: "en-US"}
-	i := fd.SlashCommand(inv, "link")
-	raw, _ := json.Marshal(i)
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	post := func(ts string) int {
-		req, _ := http.NewRequest("POST", url, bytes.NewReader(raw))
-		req.Header.Set("X-Signature-Ed25519", sign(raw, ts))
-		req.Header.Set("X-Signature-Timestamp", ts)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if code := post(ts); code != 200 {
+	raw, _ := json.Marshal(fd.SlashCommand(inv, "link"))
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	if code := postAt(t, url, sign, raw, now); code != 200 {
 		t.Fatalf("first delivery: %d", code)
 	}
-	if code := post(ts); code != 401 {
+	if code := postAt(t, url, sign, raw, now); code != 401 {
 		t.Fatalf("replayed request: %d, want 401", code)
 	}
-	j := fd.SlashCommand(inv, "balance")
-	raw, _ = json.Marshal(j)
-	if code := post(strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)); code != 401 {
+	raw, _ = json.Marshal(fd.SlashCommand(inv, "balance"))
+	if code := postAt(t, url, sign, raw, strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)); code != 401 {
 		t.Fatalf("request signed an hour ago: %d, want 401", code)
 	}
 }
@@ -258,28 +258,15 @@ func TestHTTPInteractions_ReplaysAndStaleTimestampsRefused(t *testing.T) {
 func TestHTTPInteractions_ReplayToAnotherInstanceRefused(t *testing.T) {
 	t.Parallel()
 	db := tallytest.DB(t)
-	fd, url1, sign, l, pub := httpAdapterOn(t, db)
-	_ = l
+	fd := fakediscord.New(t)
+	pub, sign := fakediscord.NewSigner()
 	router, _ := newRouter(t)
-	b, err := discord.New(discord.Config{PublicKey: pub, Router: router, Log: slog.Default(), DB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv2 := httptest.NewServer(b.InteractionsHandler())
-	t.Cleanup(srv2.Close)
+	urls := []string{serveInteractions(t, pub, router, db), serveInteractions(t, pub, router, db)}
 	raw, _ := json.Marshal(fd.SlashCommand(fakediscord.Invoker{UserID: "31", Username: "cy", ChannelID: "3"}, "link"))
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	for n, url := range []string{url1, srv2.URL} {
-		req, _ := http.NewRequest("POST", url, bytes.NewReader(raw))
-		req.Header.Set("X-Signature-Ed25519", sign(raw, ts))
-		req.Header.Set("X-Signature-Timestamp", ts)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if want := []int{200, 401}[n]; resp.StatusCode != want {
-			t.Fatalf("instance %d: %d, want %d", n+1, resp.StatusCode, want)
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	for n, want := range []int{200, 401} {
+		if code := postAt(t, urls[n], sign, raw, now); code != want {
+			t.Fatalf("instance %d: %d, want %d", n+1, code, want)
 		}
 	}
 }
