@@ -483,10 +483,7 @@ func (s *Service) Deduct(ctx context.Context, d Deduction) (res Result, err erro
 	if err := validateText(d.Key, d.Reason); err != nil {
 		return Result{}, err
 	}
-	member, err := s.resolve(ctx, d.Member, false)
-	if err == nil && d.Member.Platform == "" {
-		member, err = s.followMerged(ctx, member)
-	}
+	member, err := s.resolveLive(ctx, d.Member)
 	if err != nil {
 		return Result{}, err
 	}
@@ -528,10 +525,15 @@ func survivorOf(err error) int64 {
 	return 0
 }
 
-// followMerged returns the member a /link merged id into, or id itself.
-func (s *Service) followMerged(ctx context.Context, id int64) (int64, error) {
+// resolveLive finds an existing member for reads and debits: an internal id
+// that /link merged away resolves to the member it was merged into (identities
+// always name a live member).
+func (s *Service) resolveLive(ctx context.Context, ref MemberRef) (int64, error) {
+	if ref.Platform != "" {
+		return s.resolve(ctx, ref, false)
+	}
 	var to int64
-	err := s.pool.QueryRow(ctx, "SELECT coalesce((SELECT merged_into FROM members WHERE id = $1), $1)", id).Scan(&to)
+	err := s.pool.QueryRow(ctx, "SELECT coalesce((SELECT merged_into FROM members WHERE id = $1), $1)", ref.ID).Scan(&to)
 	if err != nil {
 		return 0, fmt.Errorf("read member: %w", err)
 	}

@@ -12,10 +12,7 @@ import (
 
 // Member returns the member a reference names with its balance.
 func (s *Service) Member(ctx context.Context, ref MemberRef) (Member, Balance, error) {
-	id, err := s.resolve(ctx, ref, false)
-	if err == nil && ref.Platform == "" {
-		id, err = s.followMerged(ctx, id)
-	}
+	id, err := s.resolveLive(ctx, ref)
 	if err != nil {
 		return Member{}, Balance{}, err
 	}
@@ -50,10 +47,7 @@ func (s *Service) History(ctx context.Context, ref MemberRef, before int64, limi
 	if before < 0 {
 		return nil, false, tally.Errorf(tally.EINVALID, "before must be a transaction id")
 	}
-	id, err := s.resolve(ctx, ref, false)
-	if err == nil && ref.Platform == "" {
-		id, err = s.followMerged(ctx, id)
-	}
+	id, err := s.resolveLive(ctx, ref)
 	if err != nil {
 		return nil, false, err
 	}
