@@ -7,6 +7,8 @@ package bot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -53,6 +55,89 @@ type Reply struct {
 	Private bool
 	// Locale is the language the reply speaks, for anything an adapter adds.
 	Locale string
+	// Buttons go under the message (Telegram inline keyboard, Discord button
+	// components); pressing one calls Router.Press with its Data.
+	Buttons []Button
+}
+
+// Button is an inline button. Data comes back when it is pressed: at most 64
+// bytes, "<action>:<argument>" such as "approve:12" (Telegram callback_data,
+// Discord custom_id).
+type Button struct {
+	Label string
+	Data  string
+	Style string // ButtonPrimary, ButtonSuccess or ButtonDanger
+}
+
+// Button styles.
+const (
+	ButtonPrimary = "primary"
+	ButtonSuccess = "success"
+	ButtonDanger  = "danger"
+)
+
+// PressReply is what pressing a button (or answering what it asked) does.
+type PressReply struct {
+	// Answer is a short note shown only to the presser (Telegram callback
+	// answer, Discord ephemeral message); may be "".
+	Answer string
+	// Edit, when set, replaces the text of the message the button was on and
+	// removes its buttons.
+	Edit string
+	// Ask, when set, asks the presser for text first: a Discord modal, a
+	// Telegram message to reply to. The text comes back through Router.Submit
+	// with Ask.Data.
+	Ask *Ask
+	// Locale is the language Answer and Ask speak.
+	Locale string
+}
+
+// Ask asks the presser for a line of text.
+type Ask struct {
+	Data     string // comes back with the answer
+	Title    string // Discord modal title (≤ 45 characters)
+	Prompt   string // the question (Telegram prompt text, Discord input label ≤ 45)
+	Optional bool   // the text may be left empty (Telegram: "-" for none)
+	MaxLen   int
+}
+
+// ButtonHandler runs when a button whose Data starts with "<action>:" is
+// pressed (submit is false) or when the text it asked for arrives (submit is
+// true, text holds it). arg is what follows the colon.
+type ButtonHandler struct {
+	Action    string
+	Moderator bool
+	Run       func(ctx context.Context, c *Call, arg string, submit bool, text string) (PressReply, error)
+}
+
+// Outgoing is a message Tally sends on its own (claim outcomes, review
+// posts, later season and expiry messages).
+type Outgoing struct {
+	// UserID is the platform user to message privately (a DM); ChatID a group
+	// or channel to post in instead.
+	UserID  string
+	ChatID  string
+	Text    string
+	Buttons []Button
+}
+
+// Sender delivers outgoing messages on one platform. Errors: ErrUnreachable
+// when the user blocked the bot or cannot be messaged (retrying will not help),
+// *RateLimitedError when the platform asks to wait; anything else is retried
+// with backoff.
+type Sender interface {
+	Send(ctx context.Context, m Outgoing) error
+}
+
+// ErrUnreachable says the recipient cannot be messaged (blocked the bot,
+// closed DMs, left the platform).
+var ErrUnreachable = errors.New("recipient cannot be messaged")
+
+// RateLimitedError says the platform asked to wait before sending again.
+type RateLimitedError struct{ After time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited: retry after %s", e.After)
 }
 
 // Option is an argument of a command, described for platforms that declare
@@ -62,7 +147,18 @@ type Option struct {
 	Desc     string // message id of the description
 	Required bool
 	Choices  []string
+	// Type is OptionText (default), OptionInteger or OptionUser: Discord
+	// shows a number field or a member picker; the argument arrives as digits
+	// (a user option as the platform user id).
+	Type string
 }
+
+// Option types.
+const (
+	OptionText    = ""
+	OptionInteger = "integer"
+	OptionUser    = "user"
+)
 
 // Command is something a member can ask the bot.
 type Command struct {
@@ -105,11 +201,12 @@ type Router struct {
 	prog    *program.Program
 	log     *slog.Logger
 	cmds    map[string]*Command
+	buttons map[string]*ButtonHandler
 }
 
 // NewRouter returns a router with the built-in commands registered.
 func NewRouter(l Ledger, catalog *locales.Catalog, prog *program.Program, log *slog.Logger) *Router {
-	r := &Router{ledger: l, catalog: catalog, prog: prog, log: log, cmds: map[string]*Command{}}
+	r := &Router{ledger: l, catalog: catalog, prog: prog, log: log, cmds: map[string]*Command{}, buttons: map[string]*ButtonHandler{}}
 	for _, c := range builtins() {
 		r.Register(c)
 	}
@@ -118,6 +215,9 @@ func NewRouter(l Ledger, catalog *locales.Catalog, prog *program.Program, log *s
 
 // Register adds a command (or replaces one of the same name).
 func (r *Router) Register(c Command) { r.cmds[c.Name] = &c }
+
+// RegisterButton adds the handler of buttons whose Data starts with h.Action+":".
+func (r *Router) RegisterButton(h ButtonHandler) { r.buttons[h.Action] = &h }
 
 // Has reports whether a command of that name is registered.
 func (r *Router) Has(name string) bool {
@@ -165,6 +265,55 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	return reply
 }
 
+// Press runs the button a user pressed; data is the button's Data.
+func (r *Router) Press(ctx context.Context, req Request, data string) PressReply {
+	return r.press(ctx, req, data, false, "")
+}
+
+// Submit hands over the text a PressReply.Ask asked for; data is Ask.Data.
+func (r *Router) Submit(ctx context.Context, req Request, data, text string) PressReply {
+	return r.press(ctx, req, data, true, text)
+}
+
+func (r *Router) press(ctx context.Context, req Request, data string, submit bool, text string) PressReply {
+	profile, err := r.ledger.EnsureMember(ctx, req.User.Platform, req.User.ID, req.User.Name)
+	if err != nil {
+		r.log.Error("chat: member lookup failed", "platform", req.User.Platform, "user", req.User.ID, "err", err)
+		l := r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
+		return PressReply{Answer: l.T("error_internal", nil), Locale: l.Code()}
+	}
+	call := &Call{Request: req, Member: profile, router: r,
+		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
+	call.Moderator = r.isModerator(req)
+	action, arg, _ := strings.Cut(data, ":")
+	h, ok := r.buttons[action]
+	var reply PressReply
+	switch {
+	case !ok:
+		reply = PressReply{Answer: call.L.T("error_button_unknown", nil)}
+	case h.Moderator && !call.Moderator:
+		reply = PressReply{Answer: call.L.T("error_moderators_only", nil)}
+	default:
+		reply, err = h.Run(ctx, call, arg, submit, text)
+		if err != nil {
+			r.log.Error("chat button failed", "data", clipArg(data), "member", profile.ID, "err", err)
+			reply = PressReply{Answer: call.L.T("error_internal", nil)}
+		}
+	}
+	if reply.Locale == "" {
+		reply.Locale = call.L.Code()
+	}
+	return reply
+}
+
+// isModerator reports whether the sender moderates by the programme file, or
+// by Discord's Manage Server in one of the programme's own servers (anyone can
+// add the bot to a server of their own).
+func (r *Router) isModerator(req Request) bool {
+	platformSays := req.Moderator && req.Guild != "" && r.prog.DiscordGuilds[req.Guild]
+	return platformSays || r.prog.IsModerator(req.User.Platform, req.User.ID, req.Roles)
+}
+
 // run finds and runs the command of a call.
 func (r *Router) run(ctx context.Context, call *Call) Reply {
 	req, profile := call.Request, call.Member
@@ -172,10 +321,7 @@ func (r *Router) run(ctx context.Context, call *Call) Reply {
 	if !ok {
 		return Reply{Text: call.L.T("error_unknown_command", map[string]any{"Command": clipArg(req.Command)}), Private: true}
 	}
-	// Discord's Manage Server counts only in the programme's own servers:
-	// anyone can add the bot to a server of their own.
-	platformSays := req.Moderator && req.Guild != "" && r.prog.DiscordGuilds[req.Guild]
-	call.Moderator = platformSays || r.prog.IsModerator(req.User.Platform, req.User.ID, req.Roles)
+	call.Moderator = r.isModerator(req)
 	if cmd.Moderator && !call.Moderator {
 		return Reply{Text: call.L.T("error_moderators_only", nil), Private: true}
 	}

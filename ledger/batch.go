@@ -23,7 +23,7 @@ func (s *Service) AwardBatch(ctx context.Context, awards []Award) (out []BatchRe
 	now := s.now()
 	seen := make(map[string]int, len(awards))
 	for i, a := range awards {
-		if err := a.validate(now); err != nil {
+		if err := a.validate(now, false); err != nil {
 			return nil, tally.Errorf(tally.EINVALID, "awards[%d]: %s", i, tally.ErrorMessage(err))
 		}
 		if j, dup := seen[a.Key]; dup {

@@ -44,6 +44,8 @@ var Platforms = []string{"telegram", "discord", "console"}
 const (
 	KindAward     = "award"
 	KindDeduction = "deduction"
+	// KindTask pays an approved task claim.
+	KindTask = "task"
 )
 
 // System accounts. Their balances are sums over postings, never stored rows.
@@ -212,7 +214,7 @@ func validatePoints(p int64) error {
 	return nil
 }
 
-func validateText(key, reason string) error {
+func validateText(key, reason string, internal bool) error {
 	if key == "" {
 		return tally.Errorf(tally.EINVALID, "idempotency_key is required")
 	}
@@ -225,17 +227,20 @@ func validateText(key, reason string) error {
 	if strings.ContainsRune(key, 0) {
 		return tally.Errorf(tally.EINVALID, "idempotency_key must not contain NUL")
 	}
-	if strings.HasPrefix(key, ReservedKeyPrefix) {
+	if strings.HasPrefix(key, ReservedKeyPrefix) != internal {
+		if internal {
+			return tally.Errorf(tally.EINVALID, "Tally's own idempotency keys start with %q", ReservedKeyPrefix)
+		}
 		return tally.Errorf(tally.EINVALID, "idempotency_key must not start with %q (Tally's own keys do)", ReservedKeyPrefix)
 	}
 	return nil
 }
 
-func (a Award) validate(now time.Time) error {
+func (a Award) validate(now time.Time, internal bool) error {
 	if err := validatePoints(a.Points); err != nil {
 		return err
 	}
-	if err := validateText(a.Key, a.Reason); err != nil {
+	if err := validateText(a.Key, a.Reason, internal); err != nil {
 		return err
 	}
 	if a.ExpiresAt != nil && !a.ExpiresAt.After(now) {
@@ -421,10 +426,21 @@ func mapErr(err error, ref MemberRef) error {
 // Award credits points to a member, creating the member on its first award.
 // A retry with the same key returns the original result and changes nothing.
 func (s *Service) Award(ctx context.Context, a Award) (res Result, err error) {
+	return s.award(ctx, KindAward, a, false)
+}
+
+// AwardInternal is Award for Tally's own payments (task claims, moderator
+// awards, later prizes): the key must start with ReservedKeyPrefix, and kind
+// names the transaction in histories (KindTask, KindAward).
+func (s *Service) AwardInternal(ctx context.Context, kind string, a Award) (Result, error) {
+	return s.award(ctx, kind, a, true)
+}
+
+func (s *Service) award(ctx context.Context, kind string, a Award, internal bool) (res Result, err error) {
 	start := time.Now()
 	defer func() { s.track("award", start, &res, err) }()
 	now := s.now()
-	if err := a.validate(now); err != nil {
+	if err := a.validate(now, internal); err != nil {
 		return Result{}, err
 	}
 	member, err := s.resolve(ctx, a.Member, false)
@@ -443,11 +459,11 @@ func (s *Service) Award(ctx context.Context, a Award) (res Result, err error) {
 		return Result{}, err
 	}
 	expires := truncExpiry(a.ExpiresAt)
-	fp := fingerprint(KindAward, a.Member, a.Points, a.Reason, expires)
+	fp := fingerprint(kind, a.Member, a.Points, a.Reason, expires)
 	for attempt := 1; ; attempt++ {
 		res = Result{MemberID: member, Points: a.Points, CreatedAt: now}
 		err = s.pool.QueryRow(ctx, "SELECT txn_id, balance_after FROM ledger_credit($1, $2, $3, 'issued', $4, $5, $6, $7, $8)",
-			member, a.Points, KindAward, a.Reason, a.Key, fp, expires, now).Scan(&res.TxnID, &res.Balance)
+			member, a.Points, kind, a.Reason, a.Key, fp, expires, now).Scan(&res.TxnID, &res.Balance)
 		switch {
 		case err == nil:
 			return res, nil
@@ -475,12 +491,22 @@ func truncExpiry(t *time.Time) *time.Time {
 // Short of points it returns insufficient_points and records nothing, so the
 // same key may be retried later.
 func (s *Service) Deduct(ctx context.Context, d Deduction) (res Result, err error) {
+	return s.deduct(ctx, d, false)
+}
+
+// DeductInternal is Deduct for Tally's own keys (moderator deductions): the
+// key must start with ReservedKeyPrefix.
+func (s *Service) DeductInternal(ctx context.Context, d Deduction) (Result, error) {
+	return s.deduct(ctx, d, true)
+}
+
+func (s *Service) deduct(ctx context.Context, d Deduction, internal bool) (res Result, err error) {
 	start := time.Now()
 	defer func() { s.track("deduct", start, &res, err) }()
 	if err := validatePoints(d.Points); err != nil {
 		return Result{}, err
 	}
-	if err := validateText(d.Key, d.Reason); err != nil {
+	if err := validateText(d.Key, d.Reason, internal); err != nil {
 		return Result{}, err
 	}
 	member, err := s.resolveLive(ctx, d.Member)

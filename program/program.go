@@ -1,7 +1,7 @@
 // Package program loads a brand's programme file (TALLY_PROGRAM, TOML): its
-// name, default language and timezone, and, as Tally grows, its tasks,
-// seasons and expiry rules. The file is validated at start; a bad key or value
-// stops the start with an error that names it.
+// name, default language and timezone, its moderators and its tasks, and, as
+// Tally grows, its seasons and expiry rules. The file is validated at start; a
+// bad key or value stops the start with an error that names it.
 package program
 
 import (
@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +43,17 @@ type Program struct {
 	// DiscordGuilds are the programme's Discord servers: Manage Server makes a
 	// moderator only there.
 	DiscordGuilds map[string]bool
+	// TelegramReviewChat is the Telegram chat claims that need review are
+	// posted to, as a decimal id ("" when none); group ids are negative.
+	TelegramReviewChat string
+	// DiscordReviewChannel is the Discord channel claims that need review are
+	// posted to ("" when none).
+	DiscordReviewChannel string
+	// DailyAwardLimit is the most points one moderator may hand out per day
+	// in the programme timezone; 0 means no limit.
+	DailyAwardLimit int64
+	// Tasks are the programme's tasks in file order.
+	Tasks []Task
 }
 
 // IsModerator reports whether the platform user, holding roles (Discord), is
@@ -72,13 +83,38 @@ type file struct {
 		TelegramAdminIDs []int64  `toml:"telegram_admin_ids"`
 		DiscordRoleIDs   []string `toml:"discord_role_ids"`
 		DiscordGuildIDs  []string `toml:"discord_guild_ids"`
+		// Decoded as any so that a wrong type gets a message saying what to
+		// write rather than the decoder's.
+		TelegramReviewChat   any `toml:"telegram_review_chat"`
+		DiscordReviewChannel any `toml:"discord_review_channel"`
+		DailyAwardLimit      any `toml:"daily_award_limit"`
 	} `toml:"moderation"`
+	Tasks []fileTask `toml:"tasks"`
 }
 
 // plannedSections are in DESIGN.md but not built yet: naming them gets a
 // clearer error than "unknown key".
-var plannedSections = map[string]bool{"expiry": true, "tasks": true, "seasons": true,
-	"moderation.telegram_review_chat": true, "moderation.discord_review_channel": true, "moderation.daily_award_limit": true}
+var plannedSections = map[string]bool{"expiry": true, "seasons": true}
+
+// checkedLater reports whether k lies inside a value decoded as any and
+// checked by Parse itself: the decoder reports what is inside such a value
+// (a table's keys) as undecoded.
+func checkedLater(k toml.Key) bool {
+	if len(k) < 3 {
+		return false
+	}
+	switch k[0] {
+	case "moderation":
+		return k[1] == "telegram_review_chat" || k[1] == "discord_review_channel" || k[1] == "daily_award_limit"
+	case "tasks":
+		return slices.Contains(taskKeys, k[1])
+	}
+	return false
+}
+
+// maxPoints is the largest number of points a value may carry, 2^53−1: JSON
+// clients read integers up to it exactly.
+const maxPoints = 1<<53 - 1
 
 // Load reads the programme at path, or the built-in example when path is "".
 func Load(path string) (*Program, error) {
@@ -112,21 +148,8 @@ func Parse(data []byte, source string) (*Program, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
-	if un := md.Undecoded(); len(un) > 0 {
-		keys := make([]string, 0, len(un))
-		for _, k := range un {
-			keys = append(keys, k.String())
-		}
-		sort.Strings(keys)
-		top := strings.SplitN(keys[0], ".", 2)[0]
-		if plannedSections[top] {
-			return nil, fmt.Errorf("%s: [%s] is not implemented yet in this version of Tally; remove the section", source, top)
-		}
-		if plannedSections[keys[0]] {
-			return nil, fmt.Errorf("%s: %s is not implemented yet in this version of Tally; remove it", source, keys[0])
-		}
-		return nil, fmt.Errorf("%s: unknown key %q (known: program.name, program.default_locale, program.timezone, "+
-			"moderation.telegram_admin_ids, moderation.discord_role_ids, moderation.discord_guild_ids)", source, keys[0])
+	if err := undecoded(md, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	p := &Program{Name: "Tally Rewards", DefaultLocale: "en", Timezone: "UTC", Source: source}
 	if f.Program.Name != nil {
@@ -174,7 +197,98 @@ func Parse(data []byte, source string) (*Program, error) {
 		}
 		p.DiscordRoles[id] = true
 	}
+	if err := p.parseReview(f.Moderation.TelegramReviewChat, f.Moderation.DiscordReviewChannel, f.Moderation.DailyAwardLimit); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	// After the timezone: task dates are days in it.
+	if p.Tasks, err = parseTasks(f.Tasks, p.DefaultLocale, p.Location); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	return p, nil
+}
+
+// undecoded returns an error naming the first key (by name) the programme
+// file has that Tally does not know, or nil.
+func undecoded(md toml.MetaData, data []byte) error {
+	var un []toml.Key
+	for _, k := range md.Undecoded() {
+		if !checkedLater(k) {
+			un = append(un, k)
+		}
+	}
+	if len(un) == 0 {
+		return nil
+	}
+	slices.SortFunc(un, func(a, b toml.Key) int { return strings.Compare(a.String(), b.String()) })
+	k := un[0]
+	if plannedSections[k[0]] {
+		return fmt.Errorf("[%s] is not implemented yet in this version of Tally; remove the section", k[0])
+	}
+	if k[0] == "tasks" && len(k) > 1 {
+		// The decoder's key has no index; find the first task that has it.
+		var raw struct {
+			Tasks []map[string]any `toml:"tasks"`
+		}
+		i := 0
+		if _, err := toml.Decode(string(data), &raw); err == nil {
+			i = slices.IndexFunc(raw.Tasks, func(t map[string]any) bool { _, ok := t[k[1]]; return ok })
+		}
+		return fmt.Errorf("unknown key %q (known in a task: %s)",
+			fmt.Sprintf("tasks[%d].%s", max(i, 0), toml.Key(k[1:]).String()), strings.Join(taskKeys, ", "))
+	}
+	return fmt.Errorf("unknown key %q (known: program.name, program.default_locale, program.timezone, "+
+		"moderation.telegram_admin_ids, moderation.discord_role_ids, moderation.discord_guild_ids, "+
+		"moderation.telegram_review_chat, moderation.discord_review_channel, moderation.daily_award_limit, "+
+		"[[tasks]])", k.String())
+}
+
+// parseReview checks and sets the moderation keys about reviewing claims.
+func (p *Program) parseReview(chat, channel, limit any) error {
+	switch v := chat.(type) {
+	case nil:
+	case int64:
+		if v == 0 {
+			return fmt.Errorf("moderation.telegram_review_chat: 0 is not a Telegram chat id (a group's id is negative, such as -1001234567890)")
+		}
+		p.TelegramReviewChat = strconv.FormatInt(v, 10)
+	default:
+		return fmt.Errorf("moderation.telegram_review_chat: %s is not a Telegram chat id; write the id as a number without quotes, such as -1001234567890", show(v))
+	}
+	switch v := channel.(type) {
+	case nil:
+	case string:
+		if !snowflake.MatchString(v) {
+			return fmt.Errorf("moderation.discord_review_channel: %q is not a Discord channel id (digits, as a string)", v)
+		}
+		p.DiscordReviewChannel = v
+	case int64:
+		return fmt.Errorf("moderation.discord_review_channel: write the channel id in quotes, as a string: \"%d\"", v)
+	default:
+		return fmt.Errorf("moderation.discord_review_channel: %s is not a Discord channel id (digits, as a string)", show(v))
+	}
+	if limit != nil {
+		n, ok := limit.(int64)
+		if !ok || n < 1 || n > maxPoints {
+			return fmt.Errorf("moderation.daily_award_limit: %s is not a number of points from 1 to %d (leave the key out for no limit)", show(limit), int64(maxPoints))
+		}
+		p.DailyAwardLimit = n
+	}
+	return nil
+}
+
+// show formats a value from the file for an error: strings quoted.
+func show(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case map[string]any:
+		return "a table"
+	case []any, []map[string]any:
+		return "a list"
+	case time.Time:
+		return "a date or time"
+	}
+	return fmt.Sprint(v)
 }
 
 var snowflake = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)

@@ -6,6 +6,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tally-loyalty/tally/bot"
 )
 
 // Queue owns the asynq client, worker server and scheduler of one process.
@@ -69,6 +72,12 @@ func New(ctx context.Context, redisURL string, cfg Config, log *slog.Logger) (*Q
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          logger,
 		LogLevel:        asynq.WarnLevel,
+		RetryDelayFunc:  retryDelay,
+		// Waiting out a platform's rate limit is not a failed attempt.
+		IsFailure: func(err error) bool {
+			var limited *bot.RateLimitedError
+			return !errors.As(err, &limited)
+		},
 	})
 	q.scheduler = asynq.NewScheduler(opt, &asynq.SchedulerOpts{Location: cfg.Location, Logger: logger, LogLevel: asynq.WarnLevel})
 	return q, nil

@@ -1,0 +1,207 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/tally-loyalty/tally"
+	"github.com/tally-loyalty/tally/bot"
+	"github.com/tally-loyalty/tally/tasks"
+)
+
+// Job types.
+const (
+	// TypePayClaim pays an approved claim; payload: the claim id. Its task id
+	// is derived from the claim, and the ledger key too, so duplicates and
+	// retries pay once.
+	TypePayClaim = "claim:pay"
+	// TypeSend sends one outbound message; payload: its id.
+	TypeSend = "outbound:send"
+	// TypeReconcile re-enqueues work recorded in Postgres and not done
+	// (Redis may have lost the jobs).
+	TypeReconcile = "reconcile"
+)
+
+// Reconciliation: work older than ReconcileAge and still not done is handed
+// to the queue again every ReconcileEvery.
+const (
+	ReconcileAge   = time.Minute
+	ReconcileEvery = "@every 1m"
+	reconcileBatch = 500
+)
+
+// Renderer turns a message into what a platform sends, in its recipient's
+// language.
+type Renderer interface {
+	Render(ctx context.Context, m tasks.Message) (bot.Outgoing, error)
+}
+
+// Jobs carries out the tasks service's work on the queue and is its Notifier.
+type Jobs struct {
+	q       *Queue
+	tasks   *tasks.Service
+	senders map[string]bot.Sender
+	render  Renderer
+	log     *slog.Logger
+}
+
+// RegisterJobs registers the job handlers and the reconciler's schedule on q,
+// and sets itself as the tasks service's notifier. senders maps a platform
+// ("telegram", "discord") to its running adapter; messages for a platform
+// without one are skipped.
+func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, render Renderer) (*Jobs, error) {
+	j := &Jobs{q: q, tasks: svc, senders: senders, render: render, log: q.log}
+	q.Handle(TypePayClaim, asynq.HandlerFunc(j.payClaim))
+	q.Handle(TypeSend, asynq.HandlerFunc(j.send))
+	q.Handle(TypeReconcile, asynq.HandlerFunc(j.reconcile))
+	if _, err := q.scheduler.Register(ReconcileEvery, asynq.NewTask(TypeReconcile, nil),
+		asynq.TaskID("reconcile"), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
+		return nil, fmt.Errorf("schedule reconciler: %w", err)
+	}
+	svc.SetNotifier(j)
+	return j, nil
+}
+
+func idPayload(id int64) []byte { return []byte(strconv.FormatInt(id, 10)) }
+
+func payloadID(t *asynq.Task) (int64, error) {
+	id, err := strconv.ParseInt(string(t.Payload()), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%s: bad payload %q: %w", t.Type(), t.Payload(), asynq.SkipRetry)
+	}
+	return id, nil
+}
+
+// enqueue adds a job under a task id; one already queued under it counts as
+// done, since it carries out the same work.
+func (j *Jobs) enqueue(ctx context.Context, typ, taskID string, id int64, opts ...asynq.Option) error {
+	opts = append(opts, asynq.TaskID(taskID))
+	_, err := j.q.client.EnqueueContext(ctx, asynq.NewTask(typ, idPayload(id)), opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+// PayClaim enqueues the payment of an approved claim.
+func (j *Jobs) PayClaim(ctx context.Context, claimID int64) error {
+	return j.enqueue(ctx, TypePayClaim, "claim:pay:"+strconv.FormatInt(claimID, 10), claimID, asynq.MaxRetry(25))
+}
+
+// Send enqueues an outbound message.
+func (j *Jobs) Send(ctx context.Context, id int64) error {
+	return j.enqueue(ctx, TypeSend, "outbound:"+strconv.FormatInt(id, 10), id, asynq.MaxRetry(3*tasks.MaxAttempts))
+}
+
+func (j *Jobs) payClaim(ctx context.Context, t *asynq.Task) error {
+	id, err := payloadID(t)
+	if err != nil {
+		return err
+	}
+	err = j.tasks.PayClaim(ctx, id)
+	if code := tally.ErrorCode(err); err != nil && code != tally.EINTERNAL {
+		// not_found, invalid: a retry cannot help.
+		j.log.Error("queue: claim cannot be paid", "claim", id, "err", err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+func (j *Jobs) send(ctx context.Context, t *asynq.Task) error {
+	id, err := payloadID(t)
+	if err != nil {
+		return err
+	}
+	m, err := j.tasks.Message(ctx, id)
+	if tally.ErrorCode(err) == tally.ENOTFOUND {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	if m.Status != "pending" {
+		return nil
+	}
+	if m.Member != 0 && m.Unreachable {
+		return j.tasks.Finish(ctx, id, tasks.Skipped, "the member blocked the bot")
+	}
+	sender := j.senders[m.Platform]
+	if sender == nil {
+		return j.tasks.Finish(ctx, id, tasks.Skipped, m.Platform+" is not running")
+	}
+	out, err := j.render.Render(ctx, m)
+	if tally.ErrorCode(err) == tally.ENOTFOUND {
+		return j.tasks.Finish(ctx, id, tasks.Skipped, err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	err = sender.Send(ctx, out)
+	var limited *bot.RateLimitedError
+	switch {
+	case err == nil:
+		return j.tasks.Finish(ctx, id, tasks.Sent, "")
+	case errors.Is(err, bot.ErrUnreachable):
+		if m.Member != 0 {
+			if merr := j.tasks.MarkUnreachable(ctx, m.Member); merr != nil {
+				return merr
+			}
+		}
+		j.log.Info("queue: recipient unreachable, message skipped", "message", id, "platform", m.Platform, "err", err)
+		return j.tasks.Finish(ctx, id, tasks.Skipped, err.Error())
+	case errors.As(err, &limited):
+		return err // not a failure of the message: retried after the platform's delay
+	}
+	more, aerr := j.tasks.Attempted(ctx, id, err.Error())
+	if aerr != nil {
+		return aerr
+	}
+	if !more {
+		j.log.Error("queue: message given up", "message", id, "attempts", tasks.MaxAttempts, "err", err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+func (j *Jobs) reconcile(ctx context.Context, _ *asynq.Task) error {
+	return j.Reconcile(ctx, ReconcileAge)
+}
+
+// Reconcile hands overdue work (older than age) to the queue again and
+// finishes moderator actions a crash interrupted.
+func (j *Jobs) Reconcile(ctx context.Context, age time.Duration) error {
+	due, err := j.tasks.Overdue(ctx, age, reconcileBatch)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range due.Claims {
+		errs = append(errs, j.PayClaim(ctx, id))
+	}
+	for _, id := range due.Messages {
+		errs = append(errs, j.Send(ctx, id))
+	}
+	for _, id := range due.Actions {
+		errs = append(errs, j.tasks.FinishAction(ctx, id))
+	}
+	if n := len(due.Claims) + len(due.Messages) + len(due.Actions); n > 0 {
+		j.log.Info("queue: reconciled overdue work", "claims", len(due.Claims), "messages", len(due.Messages), "actions", len(due.Actions))
+	}
+	return errors.Join(errs...)
+}
+
+// retryDelay waits as long as a platform asked after a rate limit, else backs
+// off as asynq does by default.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var limited *bot.RateLimitedError
+	if errors.As(err, &limited) && limited.After > 0 {
+		return limited.After + 100*time.Millisecond
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
