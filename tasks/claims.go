@@ -359,7 +359,9 @@ func (s *Service) sameMember(ctx context.Context, tx pgx.Tx, a, b int64) bool {
 }
 
 // ClaimKey is the ledger idempotency key that pays a claim.
-func ClaimKey(claimID int64) string { return ledger.ReservedKeyPrefix + "claim:" + strconv.FormatInt(claimID, 10) }
+func ClaimKey(claimID int64) string {
+	return ledger.ReservedKeyPrefix + "claim:" + strconv.FormatInt(claimID, 10)
+}
 
 // PayClaim pays an approved claim through the ledger and tells the member.
 // It is the queue's award job: running it again, after a crash anywhere in it,
