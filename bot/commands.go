@@ -109,6 +109,8 @@ func kindMessage(kind string) string {
 		return "history_kind_award"
 	case ledger.KindDeduction:
 		return "history_kind_deduction"
+	case ledger.KindTask:
+		return "history_kind_task"
 	case "expiry":
 		return "history_kind_expiry"
 	case "link_in", "link_out":

@@ -70,6 +70,23 @@ func sampleData(l *Localizer) map[string]any {
 		"Platform": "Telegram",
 		"Command":  "dance",
 		"Usage":    "/lang [code]",
+		// Tasks and moderation.
+		"Title":      "Share a photo",
+		"Task":       "nope",
+		"Key":        "instagram-share",
+		"Recurrence": l.T("tasks_weekly", nil),
+		"When":       l.DateTime(time.Date(2027, 3, 8, 0, 0, 0, 0, time.UTC), time.UTC),
+		"Reason":     "the link is private",
+		"Claim":      "42",
+		"Member":     "Alice",
+		"Moderator":  "Mo",
+		"Evidence":   "https://instagram.com/p/1",
+		"Balance":    l.Number(5000),
+		"Limit":      l.Number(5000),
+		"Used":       l.Number(4500),
+		"Reset":      l.DateTime(time.Date(2027, 3, 6, 0, 0, 0, 0, time.UTC), time.UTC),
+		"Available":  l.Number(12),
+		"Max":        l.Number(9007199254740991),
 	}
 }
 

@@ -47,7 +47,9 @@ type Claim struct {
 	DecidedBy     int64 // 0: approved automatically
 	DecidedByName string
 	Reason        string
-	PaidTxn       int64 // 0 until paid
+	// Full is set on a claim rejected because its task's limit was reached.
+	Full    bool
+	PaidTxn int64 // 0 until paid
 }
 
 // Claimant is the member making a claim, as the chat saw them.
@@ -221,14 +223,14 @@ func (s *Service) full(ctx context.Context, tx pgx.Tx, t *program.Task, lock boo
 }
 
 const claimColumns = `c.id, c.task_key, c.member_id, m.name, c.period, c.points, c.evidence, c.platform, c.user_id, c.locale,
-	c.status, c.created_at, c.decided_at, coalesce(c.decided_by, 0), coalesce(d.name, ''), c.reason, coalesce(c.paid_txn, 0)`
+	c.status, c.created_at, c.decided_at, coalesce(c.decided_by, 0), coalesce(d.name, ''), c.reason, c.full_task, coalesce(c.paid_txn, 0)`
 
 const claimFrom = ` FROM claims c JOIN members m ON m.id = c.member_id LEFT JOIN members d ON d.id = c.decided_by `
 
 func scanClaim(row pgx.Row) (Claim, error) {
 	var c Claim
 	err := row.Scan(&c.ID, &c.Task, &c.Member, &c.MemberName, &c.Period, &c.Points, &c.Evidence, &c.Platform, &c.UserID,
-		&c.Locale, &c.Status, &c.CreatedAt, &c.DecidedAt, &c.DecidedBy, &c.DecidedByName, &c.Reason, &c.PaidTxn)
+		&c.Locale, &c.Status, &c.CreatedAt, &c.DecidedAt, &c.DecidedBy, &c.DecidedByName, &c.Reason, &c.Full, &c.PaidTxn)
 	return c, err
 }
 
@@ -275,14 +277,20 @@ func (s *Service) Decide(ctx context.Context, claimID int64, mod Actor, approve 
 	var message int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		d, message = Decision{}, 0
-		c, err := scanClaim(tx.QueryRow(ctx, "SELECT "+claimColumns+claimFrom+"WHERE c.id = $1 FOR UPDATE OF c", claimID))
+		// Lock first, then read: a read that waited on the lock would see the
+		// decision but not the decider's name (joined rows are not re-read).
+		var locked int64
+		err := tx.QueryRow(ctx, "SELECT id FROM claims WHERE id = $1 FOR UPDATE", claimID).Scan(&locked)
+		if err == nil {
+			d.Claim, err = scanClaim(tx.QueryRow(ctx, "SELECT "+claimColumns+claimFrom+"WHERE c.id = $1", claimID))
+		}
+		c := d.Claim
 		if errors.Is(err, pgx.ErrNoRows) {
 			return tally.Errorf(tally.ENOTFOUND, "claim %d not found", claimID)
 		}
 		if err != nil {
 			return fmt.Errorf("read claim: %w", err)
 		}
-		d.Claim = c
 		if c.Status != Pending {
 			return nil
 		}
@@ -304,8 +312,8 @@ func (s *Service) Decide(ctx context.Context, claimID int64, mod Actor, approve 
 				}
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE claims SET status = $2, decided_at = $3, decided_by = $4, reason = $5 WHERE id = $1`,
-			c.ID, status, now, mod.Member, reason); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE claims SET status = $2, decided_at = $3, decided_by = $4, reason = $5, full_task = $6 WHERE id = $1`,
+			c.ID, status, now, mod.Member, reason, d.Full); err != nil {
 			return fmt.Errorf("decide claim: %w", err)
 		}
 		action := "reject"
@@ -332,6 +340,7 @@ func (s *Service) Decide(ctx context.Context, claimID int64, mod Actor, approve 
 		}
 		d.Decided = true
 		d.Claim.Status, d.Claim.DecidedAt, d.Claim.DecidedBy, d.Claim.DecidedByName, d.Claim.Reason = status, &now, mod.Member, mod.Name, reason
+		d.Claim.Full = d.Full
 		return nil
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ CREATE TABLE claims (
     decided_at  timestamptz,
     decided_by  bigint REFERENCES members (id), -- NULL: approved automatically
     reason      text NOT NULL DEFAULT '',
+    full_task   boolean NOT NULL DEFAULT false, -- rejected because the task's limit was reached
     paid_txn    bigint,
     paid_at     timestamptz,
     CHECK ((status = 'pending') = (decided_at IS NULL)),
