@@ -1,11 +1,14 @@
 // Package discord is the Discord adapter: slash commands arrive as HTTP
 // interactions (POST /discord/interactions, Ed25519-signed) or through the
 // gateway, become bot.Requests, and are answered with a type-4 interaction
-// response (ephemeral for private replies).
+// response (ephemeral for private replies). Button clicks go to Router.Press
+// and modal submits to Router.Submit; Send delivers messages Tally sends on
+// its own (bot.Sender).
 package discord
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -13,10 +16,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -44,8 +50,17 @@ type Config struct {
 type Adapter struct {
 	cfg     Config
 	pubKey  ed25519.PublicKey
-	session *discordgo.Session
-	log     *slog.Logger
+	session *discordgo.Session // with the bot token: gateway, commands, Send
+	// rest reaches interaction webhooks (followups), which need no bot token,
+	// so HTTP interactions work without one.
+	rest *discordgo.Session
+	log  *slog.Logger
+	// Followups sent after an HTTP interaction's response run until Close.
+	ctx      context.Context
+	stop     context.CancelFunc
+	mu       sync.Mutex // guards closed and adding to inflight
+	closed   bool
+	inflight sync.WaitGroup
 }
 
 // replayWindow bounds how old a signed request may be; within it a repeated
@@ -74,6 +89,15 @@ func (a *Adapter) fresh(ctx context.Context, timestamp, id string) bool {
 // New prepares the adapter; it connects nothing yet.
 func New(cfg Config) (*Adapter, error) {
 	a := &Adapter{cfg: cfg, log: cfg.Log.With("platform", "discord")}
+	a.ctx, a.stop = context.WithCancel(context.Background())
+	var transport http.RoundTripper
+	if cfg.APIURL != "" || cfg.GatewayURL != "" {
+		rt, err := newRedirect(cfg.APIURL, cfg.GatewayURL)
+		if err != nil {
+			return nil, err
+		}
+		transport = rt
+	}
 	if cfg.PublicKey != "" {
 		key, err := hex.DecodeString(cfg.PublicKey)
 		if err != nil || len(key) != ed25519.PublicKeySize {
@@ -90,15 +114,21 @@ func New(cfg Config) (*Adapter, error) {
 			return nil, fmt.Errorf("discord: %w", err)
 		}
 		s.Identify.Intents = discordgo.IntentsGuilds
-		if cfg.APIURL != "" || cfg.GatewayURL != "" {
-			rt, err := newRedirect(cfg.APIURL, cfg.GatewayURL)
-			if err != nil {
-				return nil, err
-			}
-			s.Client = &http.Client{Transport: rt, Timeout: s.Client.Timeout}
+		if transport != nil {
+			s.Client = &http.Client{Transport: transport, Timeout: s.Client.Timeout}
 		}
 		s.AddHandler(a.onInteraction)
 		a.session = s
+		a.rest = s
+	} else {
+		s, err := discordgo.New("")
+		if err != nil {
+			return nil, fmt.Errorf("discord: %w", err)
+		}
+		if transport != nil {
+			s.Client = &http.Client{Transport: transport, Timeout: s.Client.Timeout}
+		}
+		a.rest = s
 	}
 	return a, nil
 }
@@ -155,8 +185,14 @@ func (a *Adapter) Open(ctx context.Context) error {
 	return nil
 }
 
-// Close disconnects from the gateway.
+// Close disconnects from the gateway and waits for followups still being
+// sent.
 func (a *Adapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.stop()
+	a.inflight.Wait()
 	if a.session == nil {
 		return nil
 	}
@@ -196,8 +232,18 @@ func (a *Adapter) Commands() []*discordgo.ApplicationCommand {
 		for _, o := range c.Options {
 			opt := &discordgo.ApplicationCommandOption{Type: discordgo.ApplicationCommandOptionString, Name: o.Name,
 				Description: cat.For("en").T(o.Desc, nil), DescriptionLocalizations: localized(o.Desc), Required: o.Required}
+			switch o.Type {
+			case bot.OptionInteger:
+				opt.Type, opt.MinValue = discordgo.ApplicationCommandOptionInteger, ptr(1.0)
+			case bot.OptionUser:
+				opt.Type = discordgo.ApplicationCommandOptionUser
+			}
 			for _, ch := range o.Choices {
-				opt.Choices = append(opt.Choices, &discordgo.ApplicationCommandOptionChoice{Name: ch, Value: ch})
+				var v any = ch
+				if n, err := strconv.ParseInt(ch, 10, 64); err == nil && opt.Type == discordgo.ApplicationCommandOptionInteger {
+					v = n
+				}
+				opt.Choices = append(opt.Choices, &discordgo.ApplicationCommandOptionChoice{Name: ch, Value: v})
 			}
 			ac.Options = append(ac.Options, opt)
 		}
@@ -243,31 +289,67 @@ func (a *Adapter) InteractionsHandler() http.Handler {
 			w.Write([]byte(`{"type":1}`))
 			return
 		}
-		resp, ok := a.respond(r.Context(), &i)
+		resp, followup, ok := a.respond(r.Context(), &i)
 		if !ok {
 			http.Error(w, "unsupported interaction", http.StatusBadRequest)
 			return
 		}
 		json.NewEncoder(w).Encode(resp)
+		if followup != "" {
+			// Discord opens the interaction's webhook once it has this
+			// response, so the followup goes out after the handler returns.
+			a.followupLater(&i, followup)
+		}
 	})
 }
 
 func (a *Adapter) onInteraction(s *discordgo.Session, ic *discordgo.InteractionCreate) {
-	resp, ok := a.respond(context.Background(), ic.Interaction)
+	resp, followup, ok := a.respond(context.Background(), ic.Interaction)
 	if !ok {
 		return
 	}
 	if err := s.InteractionRespond(ic.Interaction, resp); err != nil {
 		a.log.Error("discord: interaction response", "interaction", ic.ID, "err", err)
+		return
+	}
+	if followup != "" {
+		if err := a.followup(a.ctx, ic.Interaction, followup); err != nil {
+			a.log.Error("discord: followup", "interaction", ic.ID, "err", err)
+		}
 	}
 }
 
-// respond turns an application-command interaction into a request, runs it and
-// renders the reply; ok is false for interactions it does not handle.
-func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction) (*discordgo.InteractionResponse, bool) {
-	if i.Type != discordgo.InteractionApplicationCommand {
-		return nil, false
+// respond runs an interaction: a slash command through Router.Handle, a
+// button click through Router.Press, a modal submit through Router.Submit.
+// It returns the interaction response and, when there is one, an ephemeral
+// followup to send after it; ok is false for interactions it does not handle.
+func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction) (resp *discordgo.InteractionResponse, followup string, ok bool) {
+	req, ok := requestOf(i)
+	if !ok {
+		return nil, "", false
 	}
+	switch i.Type {
+	case discordgo.InteractionApplicationCommand:
+		return a.command(ctx, i, req), "", true
+	case discordgo.InteractionMessageComponent:
+		data := i.MessageComponentData()
+		if data.CustomID == "" {
+			return nil, "", false
+		}
+		resp, followup := pressResponse(i, a.cfg.Router.Press(ctx, req, data.CustomID), false)
+		return resp, followup, true
+	case discordgo.InteractionModalSubmit:
+		data := i.ModalSubmitData()
+		text := strings.TrimSpace(inputValue(data.Components, modalInput))
+		resp, followup := pressResponse(i, a.cfg.Router.Submit(ctx, req, data.CustomID, text), true)
+		return resp, followup, true
+	}
+	return nil, "", false
+}
+
+// requestOf fills what every request from an interaction carries: who (with
+// their Manage Server permission and roles in a guild) and where.
+func requestOf(i *discordgo.Interaction) (bot.Request, bool) {
 	var u *discordgo.User
 	var roles []string
 	moderator := false
@@ -279,35 +361,85 @@ func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction) (*disco
 		u = i.User
 	}
 	if u == nil {
-		return nil, false
-	}
-	data := i.ApplicationCommandData()
-	var args []string
-	for _, o := range data.Options {
-		if o.Type == discordgo.ApplicationCommandOptionString {
-			args = append(args, strings.Fields(o.StringValue())...)
-		} else {
-			args = append(args, fmt.Sprint(o.Value))
-		}
+		return bot.Request{}, false
 	}
 	name := u.GlobalName
 	if name == "" {
 		name = u.Username
 	}
-	req := bot.Request{
+	return bot.Request{
 		User:      bot.User{Platform: "discord", ID: u.ID, Name: name, Locale: string(i.Locale)},
 		ChatID:    i.ChannelID,
 		Group:     i.GuildID != "",
-		Command:   data.Name,
-		Args:      args,
 		Moderator: moderator,
 		Roles:     roles,
 		Guild:     i.GuildID,
-	}
+	}, true
+}
+
+// command runs a slash command and renders its reply as a type-4 response.
+func (a *Adapter) command(ctx context.Context, i *discordgo.Interaction, req bot.Request) *discordgo.InteractionResponse {
+	data := i.ApplicationCommandData()
+	req.Command = data.Name
+	req.Args = a.args(data)
 	reply := a.cfg.Router.Handle(ctx, req)
-	rd := &discordgo.InteractionResponseData{Content: reply.Text, AllowedMentions: &discordgo.MessageAllowedMentions{}}
+	rd := &discordgo.InteractionResponseData{Content: reply.Text, AllowedMentions: noMentions(),
+		Components: components(reply.Buttons)}
 	if reply.Private {
 		rd.Flags = discordgo.MessageFlagsEphemeral
 	}
-	return &discordgo.InteractionResponse{Type: discordgo.InteractionResponseChannelMessageWithSource, Data: rd}, true
+	return &discordgo.InteractionResponse{Type: discordgo.InteractionResponseChannelMessageWithSource, Data: rd}
+}
+
+// args turns a command's options into the router's positional arguments, in
+// the order the command declares its options (Discord sends them in the
+// order the member filled them in). Text is split into words; integers and
+// user options (the user's id) arrive as digits.
+func (a *Adapter) args(data discordgo.ApplicationCommandInteractionData) []string {
+	rank := map[string]int{}
+	for _, c := range a.cfg.Router.Commands() {
+		if c.Name == data.Name {
+			for n, o := range c.Options {
+				rank[o.Name] = n + 1
+			}
+			break
+		}
+	}
+	opts := slices.Clone(data.Options)
+	slices.SortStableFunc(opts, func(x, y *discordgo.ApplicationCommandInteractionDataOption) int {
+		return cmp.Compare(orLast(rank[x.Name]), orLast(rank[y.Name]))
+	})
+	var args []string
+	for _, o := range opts {
+		switch v := o.Value.(type) {
+		case string:
+			if o.Type == discordgo.ApplicationCommandOptionString {
+				args = append(args, strings.Fields(v)...)
+			} else {
+				args = append(args, v) // a user, channel, role or mentionable id
+			}
+		case float64: // JSON numbers
+			if o.Type == discordgo.ApplicationCommandOptionInteger {
+				args = append(args, strconv.FormatInt(int64(v), 10))
+			} else {
+				args = append(args, strconv.FormatFloat(v, 'f', -1, 64))
+			}
+		default:
+			args = append(args, fmt.Sprint(v))
+		}
+	}
+	return args
+}
+
+// orLast puts options the command does not declare (rank 0) after the others.
+func orLast(rank int) int {
+	if rank == 0 {
+		return math.MaxInt
+	}
+	return rank
+}
+
+// noMentions lets a message mention nobody: no pings from names or text.
+func noMentions() *discordgo.MessageAllowedMentions {
+	return &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
 }

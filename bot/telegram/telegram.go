@@ -1,6 +1,9 @@
 // Package telegram is the Telegram adapter: it turns updates (long polling by
 // default, a webhook when a secret is configured) into bot.Requests and sends
-// the replies back, handling each update id at most once.
+// the replies back, handling each update id at most once. Button presses
+// (callback queries) go to Router.Press; when a button asks for text, the
+// adapter sends a force-reply prompt and hands the reply to Router.Submit.
+// Send delivers messages Tally sends on its own (bot.Sender).
 package telegram
 
 import (
@@ -30,7 +33,7 @@ type Config struct {
 	APIURL        string // default https://api.telegram.org
 	WebhookSecret string // webhook mode when set
 	Router        *bot.Router
-	DB            *pgxpool.Pool // remembers handled update ids
+	DB            *pgxpool.Pool // remembers handled update ids and open prompts
 	Log           *slog.Logger
 	// Unreachable is told when a user blocked the bot (403), so reminders skip them.
 	Unreachable func(ctx context.Context, platform, userID string)
@@ -41,6 +44,7 @@ type Adapter struct {
 	cfg      Config
 	b        *tgbot.Bot
 	username string
+	botID    int64
 	log      *slog.Logger
 }
 
@@ -75,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telegram: getMe at %s: %s (check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL)", cfg.APIURL, a.redact(err))
 	}
-	a.username = me.Username
+	a.username, a.botID = me.Username, me.ID
 	return a, nil
 }
 
@@ -170,9 +174,18 @@ func (a *Adapter) RegisterCommands(ctx context.Context) error {
 
 // handle answers one update. It runs on the library's workers.
 func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) {
+	if upd.CallbackQuery != nil {
+		a.handlePress(ctx, upd)
+		return
+	}
 	msg := upd.Message
 	if msg == nil || msg.From == nil || msg.Text == "" || msg.From.IsBot {
 		return // stickers, photos, edits, joins: nothing to answer
+	}
+	// A reply to one of the bot's prompts is no command but an answer; only
+	// replies to the bot's own messages cost a lookup.
+	if rt := msg.ReplyToMessage; rt != nil && rt.From != nil && rt.From.ID == a.botID && a.answerPrompt(ctx, msg) {
+		return
 	}
 	cmd, args, ok := bot.ParseText(msg.Text, a.username)
 	if !ok {
@@ -208,18 +221,18 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 		return
 	}
 	if !group || !reply.Private {
-		a.deliver(ctx, msg.Chat.ID, msg.ID, reply.Text, req.User.ID)
+		a.deliver(ctx, outgoing{chatID: msg.Chat.ID, replyTo: msg.ID, text: reply.Text, markup: keyboard(reply.Buttons)}, req.User.ID)
 		return
 	}
 	// A private answer asked for in a group (a balance, a link code) goes to
 	// the member's private chat; the group only learns where it went.
 	l := a.cfg.Router.Catalog().For(reply.Locale)
-	switch err := a.send(ctx, msg.From.ID, 0, reply.Text); {
+	switch _, err := a.send(ctx, outgoing{chatID: msg.From.ID, text: reply.Text, markup: keyboard(reply.Buttons)}); {
 	case err == nil:
-		a.deliver(ctx, msg.Chat.ID, msg.ID, l.T("reply_sent_privately", nil), req.User.ID)
+		a.deliver(ctx, outgoing{chatID: msg.Chat.ID, replyTo: msg.ID, text: l.T("reply_sent_privately", nil)}, req.User.ID)
 	case errors.Is(err, tgbot.ErrorForbidden):
 		// The member never opened a chat with the bot, or blocked it.
-		a.deliver(ctx, msg.Chat.ID, msg.ID, l.T("reply_needs_private_chat", nil), req.User.ID)
+		a.deliver(ctx, outgoing{chatID: msg.Chat.ID, replyTo: msg.ID, text: l.T("reply_needs_private_chat", nil)}, req.User.ID)
 	default:
 		a.log.Error("telegram: send private reply", "err", a.redact(err))
 	}
@@ -228,17 +241,17 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 // deliver sends a reply and handles what send reports: a 403 from a private
 // chat means the user blocked the bot (from a group it means the bot lost the
 // group, which says nothing about the user).
-func (a *Adapter) deliver(ctx context.Context, chatID int64, replyTo int, text, userID string) {
-	err := a.send(ctx, chatID, replyTo, text)
+func (a *Adapter) deliver(ctx context.Context, m outgoing, userID string) {
+	_, err := a.send(ctx, m)
 	switch {
 	case err == nil:
-	case errors.Is(err, tgbot.ErrorForbidden) && strconv.FormatInt(chatID, 10) == userID:
+	case errors.Is(err, tgbot.ErrorForbidden) && strconv.FormatInt(m.chatID, 10) == userID:
 		a.log.Info("telegram: user blocked the bot", "user", userID)
 		if a.cfg.Unreachable != nil {
 			a.cfg.Unreachable(ctx, "telegram", userID)
 		}
 	default:
-		a.log.Error("telegram: send reply", "chat", chatID, "err", a.redact(err))
+		a.log.Error("telegram: send reply", "chat", m.chatID, "err", a.redact(err))
 	}
 }
 
@@ -250,24 +263,33 @@ func userOf(u *models.User) bot.User {
 	return bot.User{Platform: "telegram", ID: strconv.FormatInt(u.ID, 10), Name: name, Locale: u.LanguageCode}
 }
 
+// outgoing is one message to send in a chat.
+type outgoing struct {
+	chatID   int64
+	replyTo  int // the message replied to, 0 for none
+	text     string
+	markup   models.ReplyMarkup // inline keyboard or force reply; nil for none
+	entities []models.MessageEntity
+}
+
 // send sends one message, waiting out 429s (retry_after) a few times.
-func (a *Adapter) send(ctx context.Context, chatID int64, replyTo int, text string) error {
-	params := &tgbot.SendMessageParams{ChatID: chatID, Text: text}
-	if replyTo != 0 {
-		params.ReplyParameters = &models.ReplyParameters{MessageID: replyTo, AllowSendingWithoutReply: true}
+func (a *Adapter) send(ctx context.Context, m outgoing) (*models.Message, error) {
+	params := &tgbot.SendMessageParams{ChatID: m.chatID, Text: m.text, ReplyMarkup: m.markup, Entities: m.entities}
+	if m.replyTo != 0 {
+		params.ReplyParameters = &models.ReplyParameters{MessageID: m.replyTo, AllowSendingWithoutReply: true}
 	}
 	for attempt := 1; ; attempt++ {
-		_, err := a.b.SendMessage(ctx, params)
+		sent, err := a.b.SendMessage(ctx, params)
 		var tooMany *tgbot.TooManyRequestsError
 		if err == nil || !errors.As(err, &tooMany) || attempt == maxSendAttempts {
-			return err
+			return sent, err
 		}
 		wait := time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
 		a.log.Warn("telegram: rate limited, waiting", "retry_after", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }

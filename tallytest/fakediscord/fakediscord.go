@@ -2,13 +2,16 @@
 // /api/v9 and the gateway websocket on 127.0.0.1, speaking the same wire
 // protocols as discord.com, so the real discordgo.Session and the bot's own
 // HTTP interactions endpoint run unchanged against it. A test injects what
-// Discord would do (interactions, rate limits, users who block DMs) and reads
-// back what the bot sent (interaction responses, messages, commands).
+// Discord would do (slash commands, button clicks, modal submits, rate limits,
+// error codes, users who block DMs) and reads back what the bot sent
+// (interaction responses, messages, commands).
 //
 // The fake enforces the Discord rules that bots get wrong in production: one
 // response per interaction within three seconds, followups only after the
-// response, messages neither empty nor over 2000 characters, and command names,
-// descriptions and locales that Discord accepts.
+// response, messages neither empty nor over 2000 characters, at most five rows
+// of five buttons, modals within Discord's limits and never in answer to a
+// modal, UPDATE_MESSAGE only where there is a message to update, and command
+// names, descriptions and locales that Discord accepts.
 //
 // A gateway test reads:
 //
@@ -117,6 +120,7 @@ type Server struct {
 	commandIDs    map[string]string                          // scope, type and name → stable ID
 	lastCommands  []*discordgo.ApplicationCommand
 	messages      []*Message
+	modals        []*shownModal // modals shown and not yet submitted
 	calls         []Call
 	failures      []*failure
 	blocked       map[string]bool
@@ -345,12 +349,13 @@ type Call struct {
 	Status int // the status the fake answered
 }
 
-// failure is a queued FailNext.
+// failure is a queued FailNext or FailNextError.
 type failure struct {
 	route      string
 	left       int
 	status     int
 	retryAfter float64
+	body       *apiMessage // FailNextError's body; nil for the standard one
 }
 
 // apiMessage is Discord's error body.
@@ -483,6 +488,10 @@ func (s *Server) writeFailure(w http.ResponseWriter, f *failure) {
 		})
 		return
 	}
+	if f.body != nil {
+		writeJSON(w, f.status, *f.body)
+		return
+	}
 	writeJSON(w, f.status, apiMessage{Message: fmt.Sprintf("%d: %s", f.status, http.StatusText(f.status))})
 }
 
@@ -495,6 +504,17 @@ func (s *Server) FailNext(route string, n int, status int, retryAfter float64) {
 	defer s.mu.Unlock()
 	s.failures = append(s.failures, &failure{route: s.normalizeRoute(route), left: n,
 		status: status, retryAfter: retryAfter})
+}
+
+// FailNextError makes the next n requests on route fail with status and
+// Discord's JSON error body {"message": message, "code": code}, for the
+// errors a bot tells apart by code: 50007 "Cannot send messages to this
+// user" (403), 10013 "Unknown User" (404), 10003 "Unknown Channel" (404)...
+func (s *Server) FailNextError(route string, n int, status, code int, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, &failure{route: s.normalizeRoute(route), left: n, status: status,
+		body: &apiMessage{Message: message, Code: code}})
 }
 
 // normalizeRoute accepts "POST /api/v9/channels/…" for "POST /channels/…".
@@ -796,6 +816,7 @@ func parseMessage(raw []byte, create bool) (*messageFields, *apiError) {
 			}
 			f.decoded = append(f.decoded, c)
 		}
+		checkButtons(fe, f.decoded)
 	}
 	if e := fe.apiError(); e != nil {
 		return nil, e
@@ -805,6 +826,36 @@ func parseMessage(raw []byte, create bool) (*messageFields, *apiError) {
 		return nil, &apiError{http.StatusBadRequest, apiMessage{Message: "Cannot send an empty message", Code: 50006}}
 	}
 	return &f, nil
+}
+
+// checkButtons applies Discord's limits to a message's action rows: at most
+// five rows of at most five buttons, a custom_id of 1 to 100 characters on
+// every button but link buttons, labels of at most 80.
+func checkButtons(fe *formErrors, rows []discordgo.MessageComponent) {
+	if len(rows) > 5 {
+		fe.add([]string{"components"}, "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+	}
+	for i, c := range rows {
+		row, ok := c.(*discordgo.ActionsRow)
+		if !ok {
+			continue
+		}
+		p := []string{"components", strconv.Itoa(i), "components"}
+		if len(row.Components) > 5 {
+			fe.add(p, "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+		}
+		for j, cc := range row.Components {
+			b, ok := cc.(*discordgo.Button)
+			if !ok {
+				continue
+			}
+			bp := sub(p, strconv.Itoa(j))
+			if b.Style != discordgo.LinkButton && b.Style != discordgo.PremiumButton {
+				checkLength(fe, sub(bp, "custom_id"), b.CustomID, 1, 100)
+			}
+			checkLength(fe, sub(bp, "label"), b.Label, 0, 80)
+		}
+	}
 }
 
 // isNull reports whether a raw field was absent or null.
@@ -928,9 +979,19 @@ type interactionState struct {
 	id, token, channelID string
 	typ                  discordgo.InteractionType
 	messageID            string // the message a clicked component sits on
+	userID               string // who used it
 	created              time.Time
 	acked                bool
 	original             *Message
+}
+
+// shownModal is a modal a bot showed (response type 9), until it is submitted.
+type shownModal struct {
+	customID  string
+	inputs    []*discordgo.TextInput
+	userID    string // only the user it was shown to can submit it
+	channelID string
+	messageID string // the message whose component opened it; "" after a command
 }
 
 // interactionRef is the part of an interaction payload the fake tracks.
@@ -942,6 +1003,10 @@ type interactionRef struct {
 	Message   *struct {
 		ID string `json:"id"`
 	} `json:"message"`
+	User   *struct{ ID string } `json:"user"`
+	Member *struct {
+		User *struct{ ID string } `json:"user"`
+	} `json:"member"`
 }
 
 // register remembers an interaction so its callback and webhook are accepted.
@@ -953,6 +1018,12 @@ func (s *Server) register(raw []byte) *interactionState {
 	st := &interactionState{id: ref.ID, token: ref.Token, channelID: ref.ChannelID, typ: ref.Type, created: time.Now()}
 	if ref.Message != nil {
 		st.messageID = ref.Message.ID
+	}
+	switch {
+	case ref.Member != nil && ref.Member.User != nil:
+		st.userID = ref.Member.User.ID
+	case ref.User != nil:
+		st.userID = ref.User.ID
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -991,10 +1062,34 @@ func (s *Server) acknowledgeLocked(st *interactionState, raw []byte, viaHTTP boo
 			return errInvalidJSON()
 		}
 	}
+	// Discord shows no modal over a modal: a submit takes 4, 5, 6, 7 or 10.
+	if st.typ == discordgo.InteractionModalSubmit && body.Type == discordgo.InteractionResponseModal {
+		fe := &formErrors{}
+		fe.add([]string{"type"}, "BASE_TYPE_CHOICES", "Value must be one of {4, 5, 6, 7, 10}.")
+		return fe.apiError()
+	}
 	// Only a message response (4) must carry something to show; 7 edits.
 	f, e := parseMessage(body.Data, body.Type == discordgo.InteractionResponseChannelMessageWithSource)
 	if e != nil {
 		return e
+	}
+	var modal *shownModal
+	if body.Type == discordgo.InteractionResponseModal {
+		var inputs []*discordgo.TextInput
+		if fe := checkModal(extra.CustomID, extra.Title, f.decoded, &inputs); fe != nil {
+			return fe.apiError()
+		}
+		modal = &shownModal{customID: extra.CustomID, inputs: inputs, userID: st.userID, channelID: st.channelID, messageID: st.messageID}
+	}
+	// Updating "the message" needs one: a component's, or that of the
+	// component a submitted modal was opened from. After a slash command
+	// there is none, and Discord answers Unknown Message.
+	if (body.Type == discordgo.InteractionResponseUpdateMessage || body.Type == discordgo.InteractionResponseDeferredMessageUpdate) &&
+		st.messageID == "" {
+		return errUnknownMessage()
+	}
+	if modal != nil {
+		s.modals = append(s.modals, modal)
 	}
 	st.acked = true
 	resp := InteractionResponse{InteractionID: st.id, Token: st.token, Type: body.Type, HTTP: viaHTTP,
@@ -1669,7 +1764,7 @@ func (s *Server) Dispatch(event string, data json.RawMessage) int {
 // bot would never see it.
 func (s *Server) DispatchInteraction(i discordgo.Interaction) {
 	s.t.Helper()
-	b, err := json.Marshal(i)
+	b, err := encodeInteraction(i)
 	if err != nil {
 		s.t.Errorf("fakediscord: marshal interaction: %v", err)
 		return
@@ -1910,6 +2005,174 @@ func hasButton(cs []discordgo.MessageComponent, customID string) bool {
 	return false
 }
 
+// checkModal applies Discord's rules for a modal (response type 9): a
+// custom_id of 1 to 100 and a title of 1 to 45 characters, one to five action
+// rows each holding one text input, whose label has 1 to 45 characters, style
+// is short (1) or paragraph (2) and lengths lie within 0 to 4000. The inputs
+// are returned through inputs.
+func checkModal(customID, title string, rows []discordgo.MessageComponent, inputs *[]*discordgo.TextInput) *formErrors {
+	fe := &formErrors{}
+	checkLength(fe, []string{"data", "custom_id"}, customID, 1, 100)
+	checkLength(fe, []string{"data", "title"}, title, 1, 45)
+	if len(rows) < 1 || len(rows) > 5 {
+		fe.add([]string{"data", "components"}, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+	}
+	for i, c := range rows {
+		p := []string{"data", "components", strconv.Itoa(i)}
+		row, ok := c.(*discordgo.ActionsRow)
+		if !ok {
+			fe.add(p, "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (1,).")
+			continue
+		}
+		if len(row.Components) != 1 {
+			fe.add(sub(p, "components"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 1 in length.")
+		}
+		for j, cc := range row.Components {
+			ip := sub(p, "components", strconv.Itoa(j))
+			in, ok := cc.(*discordgo.TextInput)
+			if !ok {
+				fe.add(ip, "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (4,).")
+				continue
+			}
+			checkLength(fe, sub(ip, "custom_id"), in.CustomID, 1, 100)
+			checkLength(fe, sub(ip, "label"), in.Label, 1, 45)
+			if in.Style != discordgo.TextInputShort && in.Style != discordgo.TextInputParagraph {
+				fe.add(sub(ip, "style"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2}.")
+			}
+			if in.MinLength < 0 || in.MinLength > 4000 {
+				fe.add(sub(ip, "min_length"), "NUMBER_TYPE_MAX", "int value should be less than or equal to 4000.")
+			}
+			if in.MaxLength < 0 || in.MaxLength > 4000 {
+				fe.add(sub(ip, "max_length"), "NUMBER_TYPE_MAX", "int value should be less than or equal to 4000.")
+			}
+			checkLength(fe, sub(ip, "placeholder"), in.Placeholder, 0, 100)
+			*inputs = append(*inputs, in)
+		}
+	}
+	return fe.orNil()
+}
+
+// ModalSubmit builds the interaction Discord sends when by submits the modal
+// with customID that the bot showed them last (interaction response type 9),
+// its text inputs filled from values by input custom_id (inputs left out
+// stay empty). As in the Discord client, only the user a modal was shown to
+// submits it, once, with every required input filled and no value longer
+// than its input allows: anything else fails the test, returns a zero
+// Interaction and leaves the modal open. A modal opened by a button carries
+// that button's message, so an UPDATE_MESSAGE (type 7) response edits it.
+func (s *Server) ModalSubmit(by Invoker, customID string, values map[string]string) discordgo.Interaction {
+	s.t.Helper()
+	s.mu.Lock()
+	var m *shownModal
+	for _, sm := range slices.Backward(s.modals) {
+		if sm.customID == customID && (by.UserID == "" || sm.userID == by.UserID) {
+			m = sm
+			break
+		}
+	}
+	s.mu.Unlock()
+	if m == nil {
+		s.t.Errorf("fakediscord: ModalSubmit: no modal %q was shown to user %q", customID, by.UserID)
+		return discordgo.Interaction{}
+	}
+	var rows []discordgo.MessageComponent
+	var misuse []string
+	for _, in := range m.inputs {
+		v := values[in.CustomID]
+		switch n := utf8.RuneCountInString(v); {
+		case in.Required && n == 0:
+			misuse = append(misuse, fmt.Sprintf("input %q is required", in.CustomID))
+		case in.MaxLength > 0 && n > in.MaxLength:
+			misuse = append(misuse, fmt.Sprintf("input %q takes %d characters, got %d", in.CustomID, in.MaxLength, n))
+		case n > 0 && n < in.MinLength:
+			misuse = append(misuse, fmt.Sprintf("input %q needs %d characters, got %d", in.CustomID, in.MinLength, n))
+		}
+		rows = append(rows, &discordgo.ActionsRow{Components: []discordgo.MessageComponent{
+			&discordgo.TextInput{CustomID: in.CustomID, Value: v}}})
+	}
+	for k := range values {
+		if !slices.ContainsFunc(m.inputs, func(in *discordgo.TextInput) bool { return in.CustomID == k }) {
+			misuse = append(misuse, fmt.Sprintf("there is no input %q", k))
+		}
+	}
+	if len(misuse) > 0 {
+		slices.Sort(misuse)
+		s.t.Errorf("fakediscord: ModalSubmit: modal %q: %s", customID, strings.Join(misuse, "; "))
+		return discordgo.Interaction{}
+	}
+	s.mu.Lock()
+	if at := slices.Index(s.modals, m); at >= 0 {
+		s.modals = slices.Delete(s.modals, at, at+1)
+	}
+	s.mu.Unlock()
+	by.UserID = m.userID
+	if by.ChannelID == "" {
+		by.ChannelID = m.channelID
+	}
+	i := s.newInteraction(by, discordgo.InteractionModalSubmit)
+	i.Data = discordgo.ModalSubmitInteractionData{CustomID: customID, Components: rows}
+	if m.messageID != "" {
+		s.mu.Lock()
+		bot := s.bot
+		msg := &discordgo.Message{ID: m.messageID, ChannelID: m.channelID, Author: &bot, Timestamp: time.Now()}
+		if found := s.findMessageLocked(m.messageID); found != nil {
+			msg = &discordgo.Message{ID: found.ID, ChannelID: found.ChannelID, Content: found.Content, Author: &bot,
+				Components: found.Components, Embeds: found.Embeds, Flags: found.Flags, Timestamp: found.Created}
+		}
+		s.mu.Unlock()
+		i.Message = msg
+	}
+	return i
+}
+
+// modalSubmitWire is a modal submit's data as Discord sends it: discordgo
+// reads components but leaves them out when it writes the data (json:"-").
+type modalSubmitWire struct {
+	CustomID   string         `json:"custom_id"`
+	Components []modalRowWire `json:"components"`
+}
+
+func (modalSubmitWire) Type() discordgo.InteractionType { return discordgo.InteractionModalSubmit }
+
+type modalRowWire struct {
+	Type       discordgo.ComponentType `json:"type"`
+	Components []modalInputWire        `json:"components"`
+}
+
+type modalInputWire struct {
+	Type     discordgo.ComponentType `json:"type"`
+	CustomID string                  `json:"custom_id"`
+	Value    string                  `json:"value"`
+}
+
+// encodeInteraction writes an interaction as Discord sends it.
+func encodeInteraction(i discordgo.Interaction) ([]byte, error) {
+	if d, ok := i.Data.(discordgo.ModalSubmitInteractionData); ok {
+		w := modalSubmitWire{CustomID: d.CustomID, Components: []modalRowWire{}}
+		for _, c := range d.Components {
+			row := modalRowWire{Type: discordgo.ActionsRowComponent}
+			var cs []discordgo.MessageComponent
+			switch r := c.(type) {
+			case *discordgo.ActionsRow:
+				cs = r.Components
+			case discordgo.ActionsRow:
+				cs = r.Components
+			}
+			for _, cc := range cs {
+				switch in := cc.(type) {
+				case *discordgo.TextInput:
+					row.Components = append(row.Components, modalInputWire{Type: discordgo.TextInputComponent, CustomID: in.CustomID, Value: in.Value})
+				case discordgo.TextInput:
+					row.Components = append(row.Components, modalInputWire{Type: discordgo.TextInputComponent, CustomID: in.CustomID, Value: in.Value})
+				}
+			}
+			w.Components = append(w.Components, row)
+		}
+		i.Data = w
+	}
+	return json.Marshal(i)
+}
+
 // StringOption is a string option value of a slash command.
 func StringOption(name, value string) *discordgo.ApplicationCommandInteractionDataOption {
 	return &discordgo.ApplicationCommandInteractionDataOption{Name: name, Type: discordgo.ApplicationCommandOptionString, Value: value}
@@ -1998,7 +2261,7 @@ func PostSigned(t testing.TB, url string, sign SignFunc, body []byte) *http.Resp
 // interaction. It reports an error if the reply took longer than Discord waits.
 func (s *Server) PostInteraction(t testing.TB, url string, sign SignFunc, i discordgo.Interaction) *http.Response {
 	t.Helper()
-	body, err := json.Marshal(i)
+	body, err := encodeInteraction(i)
 	if err != nil {
 		t.Fatalf("fakediscord: marshal interaction: %v", err)
 	}

@@ -719,3 +719,183 @@ func TestServer_ConcurrentUse(t *testing.T) {
 		t.Errorf("%d messages, want 16", n)
 	}
 }
+
+// recordingTB keeps what the fake reports as misuse instead of failing the test.
+type recordingTB struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func (r *recordingTB) reports() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.errs)
+}
+
+// modalBot posts a button on /post, opens a modal when it is clicked and
+// updates the post with what the modal submit carries; every answer's error
+// goes to errs.
+func modalBot(errs chan<- error) func(*discordgo.Session, *discordgo.InteractionCreate) {
+	return func(s *discordgo.Session, ic *discordgo.InteractionCreate) {
+		i := ic.Interaction
+		var resp *discordgo.InteractionResponse
+		switch i.Type {
+		case discordgo.InteractionApplicationCommand:
+			resp = &discordgo.InteractionResponse{Type: discordgo.InteractionResponseChannelMessageWithSource,
+				Data: &discordgo.InteractionResponseData{Content: "claim #1", Components: []discordgo.MessageComponent{
+					discordgo.ActionsRow{Components: []discordgo.MessageComponent{
+						discordgo.Button{CustomID: "reject:1", Label: "Reject", Style: discordgo.DangerButton}}}}}}
+		case discordgo.InteractionMessageComponent:
+			resp = &discordgo.InteractionResponse{Type: discordgo.InteractionResponseModal, Data: &discordgo.InteractionResponseData{
+				CustomID: "reason:1", Title: "Reject claim #1", Components: []discordgo.MessageComponent{
+					discordgo.ActionsRow{Components: []discordgo.MessageComponent{discordgo.TextInput{
+						CustomID: "text", Label: "Why?", Style: discordgo.TextInputParagraph, Required: true, MaxLength: 10}}}}}}
+		case discordgo.InteractionModalSubmit:
+			d := i.ModalSubmitData()
+			text := d.Components[0].(*discordgo.ActionsRow).Components[0].(*discordgo.TextInput).Value
+			resp = &discordgo.InteractionResponse{Type: discordgo.InteractionResponseUpdateMessage,
+				Data: &discordgo.InteractionResponseData{Content: "rejected: " + text + " (" + d.CustomID + ")",
+					Components: []discordgo.MessageComponent{}}}
+		}
+		errs <- s.InteractionRespond(i, resp)
+	}
+}
+
+func TestModalSubmit_FromAButtonUpdatesItsMessageOnce(t *testing.T) {
+	t.Parallel()
+	rec := &recordingTB{TB: t}
+	fd := fakediscord.New(rec)
+	errs := make(chan error, 8)
+	openSession(t, fd, modalBot(errs))
+	answered := func() {
+		t.Helper()
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatalf("bot answer: %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("bot did not answer")
+		}
+	}
+	mod := fakediscord.Invoker{UserID: "2001", GuildID: "7", ChannelID: "70"}
+	fd.DispatchInteraction(fd.SlashCommand(mod, "post"))
+	answered()
+	click := fd.ButtonClick(mod, "reject:1")
+	fd.DispatchInteraction(click)
+	answered()
+	if r := fd.WaitInteractionResponse(t, click.ID, wait); r.Type != discordgo.InteractionResponseModal ||
+		r.CustomID != "reason:1" || r.Title != "Reject claim #1" {
+		t.Fatalf("modal response %+v", r)
+	}
+
+	// The client refuses what the modal does not allow.
+	other := fakediscord.Invoker{UserID: "2002", GuildID: "7", ChannelID: "70"}
+	fd.ModalSubmit(other, "reason:1", map[string]string{"text": "x"})
+	fd.ModalSubmit(mod, "reason:1", map[string]string{"text": "far too long a reason"})
+	fd.ModalSubmit(mod, "reason:1", map[string]string{"text": ""})
+	if got := rec.reports(); len(got) != 3 || !strings.Contains(got[0], "no modal") || !strings.Contains(got[1], "takes 10") ||
+		!strings.Contains(got[2], "required") {
+		t.Fatalf("misuse reports %q", got)
+	}
+
+	// The modal is still open.
+	submit := fd.ModalSubmit(mod, "reason:1", map[string]string{"text": "spam"})
+	if submit.Message == nil || submit.Message.ID != click.Message.ID || submit.ChannelID != "70" {
+		t.Fatalf("submit does not carry the button's message: %+v", submit.Message)
+	}
+	fd.DispatchInteraction(submit)
+	answered()
+	m := fd.WaitMessage(t, wait, func(m fakediscord.Message) bool { return m.ID == click.Message.ID && m.Edits > 0 })
+	if m.Content != "rejected: spam (reason:1)" || len(m.Components) != 0 {
+		t.Errorf("post after the submit: %+v", m)
+	}
+	fd.ModalSubmit(mod, "reason:1", map[string]string{"text": "again"})
+	if got := rec.reports(); len(got) != 4 || !strings.Contains(got[3], "no modal") {
+		t.Errorf("a second submit of the same modal: reports %q", got)
+	}
+}
+
+func TestInteractionCallback_RefusesWhatDiscordRefuses(t *testing.T) {
+	t.Parallel()
+	fd := fakediscord.New(t)
+	responses := make(chan *discordgo.InteractionResponse, 1)
+	errs := make(chan error, 1)
+	openSession(t, fd, func(s *discordgo.Session, ic *discordgo.InteractionCreate) {
+		errs <- s.InteractionRespond(ic.Interaction, <-responses)
+	})
+	try := func(i discordgo.Interaction, resp *discordgo.InteractionResponse) error {
+		t.Helper()
+		responses <- resp
+		fd.DispatchInteraction(i)
+		select {
+		case err := <-errs:
+			return err
+		case <-time.After(wait):
+			t.Fatal("bot did not answer")
+			return nil
+		}
+	}
+	formError := func(err error, field string) bool {
+		var re *discordgo.RESTError
+		return errors.As(err, &re) && re.Response.StatusCode == http.StatusBadRequest && re.Message.Code == 50035 &&
+			strings.Contains(string(re.ResponseBody), field)
+	}
+	by := fakediscord.Invoker{UserID: "3001"}
+	input := discordgo.ActionsRow{Components: []discordgo.MessageComponent{
+		discordgo.TextInput{CustomID: "text", Label: "Why?", Style: discordgo.TextInputShort}}}
+	longTitle := &discordgo.InteractionResponse{Type: discordgo.InteractionResponseModal, Data: &discordgo.InteractionResponseData{
+		CustomID: "m", Title: strings.Repeat("t", 46), Components: []discordgo.MessageComponent{input}}}
+	if err := try(fd.SlashCommand(by, "a"), longTitle); !formError(err, `"title"`) {
+		t.Errorf("modal title of 46 characters: %v", err)
+	}
+	update := &discordgo.InteractionResponse{Type: discordgo.InteractionResponseUpdateMessage,
+		Data: &discordgo.InteractionResponseData{Content: "x"}}
+	var re *discordgo.RESTError
+	if err := try(fd.SlashCommand(by, "b"), update); !errors.As(err, &re) || re.Message.Code != 10008 {
+		t.Errorf("UPDATE_MESSAGE answering a slash command: %v, want 404 Unknown Message", err)
+	}
+	var six []discordgo.MessageComponent
+	for n := range 6 {
+		six = append(six, discordgo.Button{CustomID: fmt.Sprint("b", n), Label: "B", Style: discordgo.PrimaryButton})
+	}
+	tooMany := &discordgo.InteractionResponse{Type: discordgo.InteractionResponseChannelMessageWithSource,
+		Data: &discordgo.InteractionResponseData{Content: "x", Components: []discordgo.MessageComponent{discordgo.ActionsRow{Components: six}}}}
+	if err := try(fd.SlashCommand(by, "c"), tooMany); !formError(err, `"components"`) {
+		t.Errorf("six buttons in a row: %v", err)
+	}
+	modal := &discordgo.InteractionResponse{Type: discordgo.InteractionResponseModal, Data: &discordgo.InteractionResponseData{
+		CustomID: "m", Title: "Why", Components: []discordgo.MessageComponent{input}}}
+	if err := try(fd.SlashCommand(by, "d"), modal); err != nil {
+		t.Fatalf("a valid modal: %v", err)
+	}
+	submit := fd.ModalSubmit(by, "m", map[string]string{"text": "because"})
+	if err := try(submit, modal); !formError(err, `"type"`) {
+		t.Errorf("a modal answering a modal submit: %v", err)
+	}
+	if n := len(fd.InteractionResponses()); n != 1 {
+		t.Errorf("%d responses recorded, want only the valid modal", n)
+	}
+}
+
+func TestFailNextError_CarriesDiscordsCode(t *testing.T) {
+	t.Parallel()
+	fd := fakediscord.New(t)
+	s := restSession(t, fd)
+	fd.FailNextError(fakediscord.RouteCreateDM, 1, http.StatusNotFound, 10013, "Unknown User")
+	_, err := s.UserChannelCreate("4001")
+	var re *discordgo.RESTError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusNotFound || re.Message.Code != 10013 || re.Message.Message != "Unknown User" {
+		t.Fatalf("err = %v, want 404 code 10013", err)
+	}
+	if ch, err := s.UserChannelCreate("4001"); err != nil || ch.ID == "" {
+		t.Fatalf("the next call: %+v %v", ch, err)
+	}
+}
