@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -197,11 +198,18 @@ func (j *Jobs) Reconcile(ctx context.Context, age time.Duration) error {
 }
 
 // retryDelay waits as long as a platform asked after a rate limit, else backs
-// off as asynq does by default.
-func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+// off exponentially from a second to ten minutes, with jitter so that retries
+// of many jobs that failed together spread out.
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var limited *bot.RateLimitedError
 	if errors.As(err, &limited) && limited.After > 0 {
 		return limited.After + 100*time.Millisecond
 	}
-	return asynq.DefaultRetryDelayFunc(n, err, t)
+	d := maxBackoff
+	if n < 10 {
+		d = min(time.Second<<n, maxBackoff)
+	}
+	return d + rand.N(d/4+1)
 }
+
+const maxBackoff = 10 * time.Minute

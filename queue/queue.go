@@ -73,6 +73,8 @@ func New(ctx context.Context, redisURL string, cfg Config, log *slog.Logger) (*Q
 		Logger:          logger,
 		LogLevel:        asynq.WarnLevel,
 		RetryDelayFunc:  retryDelay,
+		// Retries after a second or a platform's retry_after run on time.
+		DelayedTaskCheckInterval: time.Second,
 		// Waiting out a platform's rate limit is not a failed attempt.
 		IsFailure: func(err error) bool {
 			var limited *bot.RateLimitedError
@@ -103,6 +105,12 @@ func (q *Queue) Ping(ctx context.Context) error {
 
 // Handle registers the handler of a job type. Call before Start.
 func (q *Queue) Handle(taskType string, h asynq.Handler) { q.mux.Handle(taskType, h) }
+
+// Use wraps every job handler in mw (logging, metrics, tests). Call before Start.
+func (q *Queue) Use(mw asynq.MiddlewareFunc) { q.mux.Use(mw) }
+
+// RedisConnOpt returns the Redis the queue runs on (for the queue web UI).
+func (q *Queue) RedisConnOpt() asynq.RedisConnOpt { return q.opt }
 
 // Client returns the client jobs are enqueued with.
 func (q *Queue) Client() *asynq.Client { return q.client }

@@ -1,0 +1,345 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tally-loyalty/tally"
+	"github.com/tally-loyalty/tally/bot"
+	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/locales"
+	"github.com/tally-loyalty/tally/program"
+	"github.com/tally-loyalty/tally/queue"
+	"github.com/tally-loyalty/tally/tallytest"
+	"github.com/tally-loyalty/tally/tasks"
+)
+
+const jobsProgram = `
+[moderation]
+telegram_admin_ids = [900]
+telegram_review_chat = -100123
+
+[[tasks]]
+key = "checkin"
+points = 10
+recurrence = "daily"
+title = { en = "Daily check-in" }
+
+[[tasks]]
+key = "share"
+points = 200
+approval = "manual"
+title = { en = "Share" }
+`
+
+// sender is a scripted platform: it answers each send with the next error of
+// its script (nil once the script is used up) and records what it sent.
+type sender struct {
+	mu     sync.Mutex
+	script []error
+	sent   []bot.Outgoing
+	tries  int
+	times  []time.Time
+}
+
+func (s *sender) Send(_ context.Context, m bot.Outgoing) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tries++
+	s.times = append(s.times, time.Now())
+	if len(s.script) > 0 {
+		err := s.script[0]
+		s.script = s.script[1:]
+		if err != nil {
+			return err
+		}
+	}
+	s.sent = append(s.sent, m)
+	return nil
+}
+
+func (s *sender) count() (tries, sent int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tries, len(s.sent)
+}
+
+type jobsEnv struct {
+	pool   *pgxpool.Pool
+	ledger *ledger.Service
+	tasks  *tasks.Service
+	router *bot.Router
+	redis  string
+	sender *sender
+}
+
+func newJobsEnv(t *testing.T) *jobsEnv {
+	t.Helper()
+	prog, err := program.Parse([]byte(jobsProgram), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := tallytest.DB(t)
+	l := ledger.New(pool, tally.SystemClock{})
+	svc := tasks.New(pool, l, prog, tally.SystemClock{}, slog.Default())
+	r := bot.NewRouter(l, cat, prog, slog.Default())
+	r.UseTasks(svc)
+	return &jobsEnv{pool: pool, ledger: l, tasks: svc, router: r, redis: tallytest.Redis(t), sender: &sender{}}
+}
+
+// start runs a worker; mw, if given, wraps its handlers.
+func (e *jobsEnv) start(t *testing.T, mw asynq.MiddlewareFunc) (*queue.Queue, *queue.Jobs) {
+	t.Helper()
+	q, err := queue.New(context.Background(), e.redis, queue.Config{Concurrency: 4, ShutdownTimeout: time.Second}, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := queue.RegisterJobs(q, e.tasks, map[string]bot.Sender{"telegram": e.sender}, e.router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mw != nil {
+		q.Use(mw)
+	}
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			q.Shutdown()
+		}
+	})
+	return q, j
+}
+
+func (e *jobsEnv) member(t *testing.T, id string) tasks.Claimant {
+	t.Helper()
+	p, err := e.ledger.EnsureMember(context.Background(), "telegram", id, "user "+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tasks.Claimant{Member: p.ID, Name: p.Name, Platform: "telegram", UserID: id, Locale: "en"}
+}
+
+func (e *jobsEnv) balance(t *testing.T, member int64) int64 {
+	t.Helper()
+	_, b, err := e.ledger.Member(context.Background(), ledger.MemberRef{ID: member})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Available
+}
+
+// waitFor polls cond for up to 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *jobsEnv) messageStatus(t *testing.T, kind string) (status string, attempts int) {
+	t.Helper()
+	err := e.pool.QueryRow(context.Background(), "SELECT status, attempts FROM outbound WHERE kind = $1 ORDER BY id DESC LIMIT 1", kind).
+		Scan(&status, &attempts)
+	if err != nil {
+		return "", 0
+	}
+	return status, attempts
+}
+
+func TestJobs_ClaimPaidAndMemberTold(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	e.start(t, nil)
+	who := e.member(t, "1")
+	if _, err := e.tasks.Claim(context.Background(), who, "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the approval message", func() bool { _, sent := e.sender.count(); return sent == 1 })
+	if got := e.balance(t, who.Member); got != 10 {
+		t.Fatalf("balance %d, want 10", got)
+	}
+	if m := e.sender.sent[0]; m.UserID != "1" || m.Text == "" {
+		t.Fatalf("sent %+v", m)
+	}
+	waitFor(t, "the message recorded as sent", func() bool { s, _ := e.messageStatus(t, tasks.KindClaimApproved); return s == tasks.Sent })
+}
+
+func TestJobs_WorkerStoppedAfterTheLedgerCommitPaysOnce(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	var once sync.Once
+	paid := make(chan struct{})
+	// The first payment job commits to the ledger, then hangs until its
+	// worker is shut down: the job never completes and goes back to the queue.
+	hang := func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+			first := false
+			once.Do(func() { first = task.Type() == queue.TypePayClaim })
+			err := next.ProcessTask(ctx, task)
+			if first {
+				close(paid)
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return err
+		})
+	}
+	q1, _ := e.start(t, hang)
+	who := e.member(t, "1")
+	if _, err := e.tasks.Claim(context.Background(), who, "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	<-paid
+	q1.Shutdown()
+	if got := e.balance(t, who.Member); got != 10 {
+		t.Fatalf("balance %d after the first run, want 10", got)
+	}
+	// A new worker picks the job up again.
+	e.start(t, nil)
+	waitFor(t, "the approval message", func() bool { _, sent := e.sender.count(); return sent == 1 })
+	if got := e.balance(t, who.Member); got != 10 {
+		t.Fatalf("balance %d after the retry, want 10", got)
+	}
+	rep, err := e.ledger.Check(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep.Violations, err)
+	}
+}
+
+func TestJobs_RateLimitIsWaitedOut(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	e.sender.script = []error{&bot.RateLimitedError{After: 2 * time.Second}}
+	e.start(t, nil)
+	if _, err := e.tasks.Claim(context.Background(), e.member(t, "1"), "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message after the rate limit", func() bool { _, sent := e.sender.count(); return sent == 1 })
+	if gap := e.sender.times[1].Sub(e.sender.times[0]); gap < 2*time.Second {
+		t.Fatalf("retried after %v, before the platform's retry_after of 2 s", gap)
+	}
+	waitFor(t, "sent", func() bool { s, _ := e.messageStatus(t, tasks.KindClaimApproved); return s == tasks.Sent })
+	if _, attempts := e.messageStatus(t, tasks.KindClaimApproved); attempts != 0 {
+		t.Fatalf("a rate limit counted as %d failed attempts", attempts)
+	}
+}
+
+func TestJobs_BlockedMemberStopsSending(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	e.sender.script = []error{fmt.Errorf("telegram: Forbidden: bot was blocked by the user: %w", bot.ErrUnreachable)}
+	e.start(t, nil)
+	who := e.member(t, "1")
+	if _, err := e.tasks.Claim(context.Background(), who, "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message skipped", func() bool { s, _ := e.messageStatus(t, tasks.KindClaimApproved); return s == tasks.Skipped })
+	time.Sleep(300 * time.Millisecond)
+	if tries, sent := e.sender.count(); tries != 1 || sent != 0 {
+		t.Fatalf("%d tries, %d sent; want one try and no retry", tries, sent)
+	}
+	var unreachable bool
+	if err := e.pool.QueryRow(context.Background(), "SELECT unreachable FROM members WHERE id = $1", who.Member).Scan(&unreachable); err != nil || !unreachable {
+		t.Fatalf("member not marked unreachable (%v)", err)
+	}
+	// The points were paid all the same.
+	if got := e.balance(t, who.Member); got != 10 {
+		t.Fatalf("balance %d", got)
+	}
+}
+
+func TestJobs_TransientFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	e.sender.script = []error{errors.New("connection reset")}
+	e.start(t, nil)
+	if _, err := e.tasks.Claim(context.Background(), e.member(t, "1"), "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	// asynq's first backoff is a few seconds at most.
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		if _, sent := e.sender.count(); sent == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("message not sent after a transient failure")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitFor(t, "sent", func() bool { s, _ := e.messageStatus(t, tasks.KindClaimApproved); return s == tasks.Sent })
+	if _, attempts := e.messageStatus(t, tasks.KindClaimApproved); attempts != 1 {
+		t.Fatalf("attempts %d, want 1", attempts)
+	}
+}
+
+func TestJobs_ReconcilerRecoversFromARedisFlush(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	// Claims made while no worker runs; then Redis loses everything.
+	who := e.member(t, "1")
+	notifier := &queueless{}
+	e.tasks.SetNotifier(notifier)
+	if _, err := e.tasks.Claim(context.Background(), who, "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := e.tasks.Claim(context.Background(), e.member(t, "2"), "share", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := redis.ParseURL(e.redis)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, jobs := e.start(t, nil)
+	time.Sleep(200 * time.Millisecond)
+	if got := e.balance(t, who.Member); got != 0 {
+		t.Fatalf("paid %d before reconciling", got)
+	}
+	for range 2 { // two reconcilers at once enqueue each job once
+		if err := jobs.Reconcile(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the payment and both messages", func() bool { _, sent := e.sender.count(); return sent == 2 })
+	if got := e.balance(t, who.Member); got != 10 {
+		t.Fatalf("balance %d, want 10", got)
+	}
+	var review bot.Outgoing
+	for _, m := range e.sender.sent {
+		if m.ChatID != "" {
+			review = m
+		}
+	}
+	if review.ChatID != "-100123" || len(review.Buttons) != 2 || review.Buttons[0].Data != fmt.Sprintf("approve:%d", claim.ID) {
+		t.Fatalf("review post %+v", review)
+	}
+}
+
+// queueless is a queue that lost everything handed to it.
+type queueless struct{}
+
+func (queueless) PayClaim(context.Context, int64) error { return nil }
+func (queueless) Send(context.Context, int64) error     { return nil }
