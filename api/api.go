@@ -18,6 +18,7 @@ import (
 
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/tasks"
 )
 
 // Ledger is what the admin API needs of the ledger.
@@ -46,6 +47,7 @@ type Server struct {
 	metrics http.Handler
 	wrap    func(http.Handler) http.Handler
 	mounts  []mount
+	audit   AuditLog
 }
 
 type mount struct {
@@ -111,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/deductions", s.guard(s.deduct))
 	mux.Handle("GET /v1/members/{member}", s.guard(s.member))
 	mux.Handle("GET /v1/members/{member}/history", s.guard(s.history))
+	mux.Handle("GET /v1/audit", s.guard(s.auditLog))
 	mux.Handle("/v1/", s.guard(func(w http.ResponseWriter, r *http.Request) error {
 		return tally.Errorf(tally.ENOTFOUND, "no admin API call %s %s", r.Method, r.URL.Path)
 	}))
@@ -154,7 +157,9 @@ func (s *Server) guard(h handlerFunc) http.Handler {
 			return
 		}
 		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tally"`)
+			// Browsers (the queue UI) answer the Basic challenge with a prompt.
+			w.Header().Add("WWW-Authenticate", `Bearer realm="tally"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="tally"`)
 			s.writeError(w, r, tally.Errorf(tally.EUNAUTHORIZED, "send the admin token as Authorization: Bearer <TALLY_ADMIN_TOKEN>"))
 			return
 		}
@@ -164,10 +169,17 @@ func (s *Server) guard(h handlerFunc) http.Handler {
 	})
 }
 
+// authorized accepts the admin token as a bearer token, or as the password
+// of HTTP Basic authentication (any user name) for browsers.
 func (s *Server) authorized(r *http.Request) bool {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	if !ok {
+		return false
+	}
+	if _, password, basic := r.BasicAuth(); basic {
+		token = password
+	} else if !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	// Hashing first makes the comparison constant-time in the token's length too.
@@ -287,6 +299,7 @@ func (s *Server) award(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := s.ledger.Award(r.Context(), a)
+	s.record(r.Context(), adminEntry("award", a.Member, a.Points, a.Reason, a.Key, res, err))
 	if err != nil {
 		return err
 	}
@@ -303,6 +316,7 @@ func (s *Server) deduct(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := s.ledger.Deduct(r.Context(), d)
+	s.record(r.Context(), adminEntry("deduct", d.Member, d.Points, d.Reason, d.Key, res, err))
 	if err != nil {
 		return err
 	}
@@ -330,6 +344,12 @@ func (s *Server) awardBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	entries := make([]tasks.AuditEntry, len(results))
+	for i, br := range results {
+		a := awards[i]
+		entries[i] = adminEntry("award", a.Member, a.Points, a.Reason, a.Key, br.Result, br.Err)
+	}
+	s.record(r.Context(), entries...)
 	var ids []int64
 	for _, br := range results {
 		if br.Err == nil {

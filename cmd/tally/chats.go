@@ -19,6 +19,8 @@ import (
 type chats struct {
 	runs    []func(ctx context.Context)
 	closers []func()
+	// senders deliver what Tally says on its own, per platform.
+	senders map[string]bot.Sender
 }
 
 func (c chats) close() {
@@ -30,7 +32,7 @@ func (c chats) close() {
 // startChats starts the platforms whose credentials are set and logs which
 // run. It returns the HTTP handlers they need mounted.
 func startChats(ctx context.Context, cfg config, router *bot.Router, l *ledger.Service, pool *pgxpool.Pool, log *slog.Logger) (chats, []api.Option, error) {
-	var c chats
+	c := chats{senders: map[string]bot.Sender{}}
 	var opts []api.Option
 	if cfg.TelegramToken == "" {
 		log.Info("telegram not started: TELEGRAM_BOT_TOKEN is unset", "platform", "telegram")
@@ -56,6 +58,7 @@ func startChats(ctx context.Context, cfg config, router *bot.Router, l *ledger.S
 			opts = append(opts, api.WithHandler("POST /telegram/webhook", tg.WebhookHandler(), false))
 		}
 		c.runs = append(c.runs, tg.Run)
+		c.senders["telegram"] = tg
 		log.Info("telegram started", "platform", "telegram", "bot", "@"+tg.Username(), "mode", mode)
 	}
 	if cfg.DiscordToken == "" && cfg.DiscordPublicKey == "" {
@@ -76,6 +79,7 @@ func startChats(ctx context.Context, cfg config, router *bot.Router, l *ledger.S
 			return c, nil, fmt.Errorf("%w (check DISCORD_BOT_TOKEN, DISCORD_APP_ID)", err)
 		}
 		c.closers = append(c.closers, func() { dc.Close() })
+		c.senders["discord"] = dc
 		log.Info("discord gateway connected", "platform", "discord")
 	}
 	return c, opts, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-loyalty/tally/locales"
 	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
+	"github.com/tally-loyalty/tally/tasks"
 )
 
 // demo opens a console chat with the bot on the local services, as a member
@@ -75,8 +76,11 @@ func demo(ctx context.Context, cfg config, args []string, in io.Reader, out io.W
 		}
 	}
 	router := bot.NewRouter(l, catalog, prog, log)
+	svc := tasks.New(pool, l, prog, tally.SystemClock{}, log)
+	svc.SetNotifier(&demoQueue{tasks: svc, router: router, out: out})
+	router.UseTasks(svc)
 	chat := console.New(router, bot.User{ID: uid, Name: "Demo " + *as, Locale: *lang}, *as == "moderator")
-	fmt.Fprintf(out, "%s — console chat as %s (console:%s) on database %s. Try /help, /balance, /history, /lang de. /quit or Ctrl-D leaves.\n",
+	fmt.Fprintf(out, "%s — console chat as %s (console:%s) on database %s. Try /help, /balance, /tasks, /claim check-in, /lang de. /quit or Ctrl-D leaves.\n",
 		prog.Name, *as, uid, postgres.Redact(cfg.DatabaseURL))
 	return chat.Run(ctx, in, out)
 }
@@ -93,4 +97,27 @@ func demoDatabase(dbURL string) (string, error) {
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// demoQueue carries out the demo's work at once, in the process: claims are
+// paid when made and what the bot says on its own is printed.
+type demoQueue struct {
+	tasks  *tasks.Service
+	router *bot.Router
+	out    io.Writer
+}
+
+func (q *demoQueue) PayClaim(ctx context.Context, id int64) error { return q.tasks.PayClaim(ctx, id) }
+
+func (q *demoQueue) Send(ctx context.Context, id int64) error {
+	m, err := q.tasks.Message(ctx, id)
+	if err != nil {
+		return err
+	}
+	msg, err := q.router.Render(ctx, m)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(q.out, "[message from the bot] %s\n", msg.Text)
+	return q.tasks.Finish(ctx, id, tasks.Sent, "")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 	_ "time/tzdata" // programme timezones work on machines without zoneinfo (distroless images)
 
+	"github.com/hibiken/asynqmon"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
 	"github.com/tally-loyalty/tally/queue"
+	"github.com/tally-loyalty/tally/tasks"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -165,8 +167,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	router := bot.NewRouter(l, catalog, prog, log)
+	taskSvc := tasks.New(pool, l, prog, tally.SystemClock{}, log)
+	router.UseTasks(taskSvc)
 	apiOpts := []api.Option{
 		api.WithAdminToken(cfg.AdminToken),
+		api.WithAudit(taskSvc),
+		// The queue's web UI, behind the admin token (a browser asks for it
+		// as a password).
+		api.WithHandler("/queues/", asynqmon.New(asynqmon.Options{RootPath: "/queues", RedisConnOpt: q.RedisConnOpt()}), true),
 		api.WithLogger(log),
 		api.WithMetrics(m.Handler(), m.Middleware),
 		api.WithReadiness(
@@ -176,6 +184,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	chats, chatOpts, err := startChats(ctx, cfg, router, l, pool, log)
 	if err != nil {
+		q.Close()
+		return err
+	}
+	if _, err := queue.RegisterJobs(q, taskSvc, chats.senders, router); err != nil {
+		chats.close()
 		q.Close()
 		return err
 	}
