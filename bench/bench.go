@@ -193,6 +193,23 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 	}
 	closePool()
 
+	var claims *claimsResult
+	if opt.RedisURL == "" {
+		p.phase("task claims", "skipped: no Redis given")
+	} else {
+		p.phase("task claims", "auto-approved claims through chat, the asynq queue on %s and the ledger", redactRedis(opt.RedisURL))
+		r, err := claimsPhase(ctx, opt, benchURL, p)
+		if err != nil {
+			return err
+		}
+		claims = &r
+		p.say("claims at %d/s: %d claims; accepted → points visible p50 %s, p99 %s, max %s (target p99 ≤ %s) %s",
+			ClaimRate, r.paced, round(r.p(0.50)), round(r.p(0.99)), round(r.p(1)), TargetClaimLatency, verdict(r.p(0.99) <= TargetClaimLatency))
+		p.say("claims flat out: %d claims accepted in %s (%.0f/s), all paid after %s: %.0f claims/s end to end",
+			r.sustained, round(r.sustainedAccept), float64(r.sustained)/r.sustainedAccept.Seconds(), round(r.endToEnd),
+			float64(r.sustained)/r.endToEnd.Seconds())
+	}
+
 	var serve *serveResult
 	if opt.Binary == "" {
 		p.phase("idle serve RSS", "skipped: no tally binary given")
@@ -214,7 +231,7 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 	}
 	p.say("dropped database %s", opt.Database)
 
-	p.summary(tps, single, singleRatio, batch, batchRatio, serve)
+	p.summary(tps, single, singleRatio, batch, batchRatio, claims, serve)
 	return nil
 }
 
@@ -758,7 +775,7 @@ func readRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("read RSS: no VmRSS line for process %d", pid)
 }
 
-func (p *printer) summary(tps float64, single load, singleRatio float64, batch load, batchRatio float64, serve *serveResult) {
+func (p *printer) summary(tps float64, single load, singleRatio float64, batch load, batchRatio float64, claims *claimsResult, serve *serveResult) {
 	fmt.Fprintln(p.w, "\nSummary")
 	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "phase\trate\tvs pgbench\ttarget\tmet")
@@ -766,6 +783,13 @@ func (p *printer) summary(tps float64, single load, singleRatio float64, batch l
 	fmt.Fprintf(tw, "ledger award\t%.0f awards/s\t%.3f×\t≥ %.1f×\t%s\n", single.rate(), singleRatio, TargetAwardRatio, yesNo(singleRatio >= TargetAwardRatio))
 	fmt.Fprintf(tw, "ledger batch of %d\t%.0f awards/s\t%.1f×\t≥ %.0f×\t%s\n", batchSize, batch.rate(), batchRatio, TargetBatchRatio, yesNo(batchRatio >= TargetBatchRatio))
 	fmt.Fprintf(tw, "ledger check\tOK\t-\tno violations\tyes\n")
+	if claims == nil {
+		fmt.Fprintf(tw, "claim → points (p99 at %d/s)\tskipped\t-\t≤ %s\t-\n", ClaimRate, TargetClaimLatency)
+	} else {
+		fmt.Fprintf(tw, "claim → points (p99 at %d/s)\t%s\t-\t≤ %s\t%s\n", ClaimRate, round(claims.p(0.99)), TargetClaimLatency, yesNo(claims.p(0.99) <= TargetClaimLatency))
+		fmt.Fprintf(tw, "claims end to end\t%.0f claims/s\t%.3f×\t-\t-\n", float64(claims.sustained)/claims.endToEnd.Seconds(),
+			float64(claims.sustained)/claims.endToEnd.Seconds()/tps)
+	}
 	if serve == nil {
 		fmt.Fprintf(tw, "idle serve RSS\tskipped\t-\t≤ %.0f MB\t-\n", TargetIdleRSSMB)
 		fmt.Fprintf(tw, "serve shutdown\tskipped\t-\t≤ %s\t-\n", TargetShutdown)
@@ -774,4 +798,12 @@ func (p *printer) summary(tps float64, single load, singleRatio float64, batch l
 		fmt.Fprintf(tw, "serve shutdown\t%s\t-\t≤ %s\t%s\n", round(serve.shutdown), TargetShutdown, yesNo(!serve.killed && serve.shutdown <= TargetShutdown))
 	}
 	tw.Flush()
+}
+
+// redactRedis hides a Redis URL's password.
+func redactRedis(u string) string {
+	if parsed, err := url.Parse(u); err == nil {
+		return parsed.Redacted()
+	}
+	return "(unparsable URL)"
 }

@@ -139,7 +139,7 @@ func TestRun_MeasuresEveryPhaseAndDropsItsDatabases(t *testing.T) {
 	db := "tally_bench_test_" + strings.ToLower(rand.Text()[:10])
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
-		ServerURL: tallytest.ServerURL(), RedisURL: tallytest.RedisURL(),
+		ServerURL: tallytest.ServerURL(), RedisURL: tallytest.Redis(t),
 		Duration: time.Second, Clients: 2, Members: 200, PgbenchScale: 1, Database: db,
 	}, &out)
 	t.Log("\n" + out.String())
@@ -151,6 +151,7 @@ func TestRun_MeasuresEveryPhaseAndDropsItsDatabases(t *testing.T) {
 		"single awards", "awards/s", "p99",
 		"batch awards", "batches/s",
 		"ledger check", "Check: OK",
+		"task claims", "claims at 100/s: ", "claims/s end to end",
 		"idle serve RSS: skipped",
 		"Summary", "ledger batch of 1000",
 	} {

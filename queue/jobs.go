@@ -62,7 +62,7 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	q.Handle(TypeSend, asynq.HandlerFunc(j.send))
 	q.Handle(TypeReconcile, asynq.HandlerFunc(j.reconcile))
 	if _, err := q.scheduler.Register(ReconcileEvery, asynq.NewTask(TypeReconcile, nil),
-		asynq.TaskID("reconcile"), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
+		asynq.TaskID("reconcile"), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
 		return nil, fmt.Errorf("schedule reconciler: %w", err)
 	}
 	svc.SetNotifier(j)
@@ -82,7 +82,7 @@ func payloadID(t *asynq.Task) (int64, error) {
 // enqueue adds a job under a task id; one already queued under it counts as
 // done, since it carries out the same work.
 func (j *Jobs) enqueue(ctx context.Context, typ, taskID string, id int64, opts ...asynq.Option) error {
-	opts = append(opts, asynq.TaskID(taskID))
+	opts = append(opts, asynq.TaskID(taskID), asynq.Queue(j.q.name))
 	_, err := j.q.client.EnqueueContext(ctx, asynq.NewTask(typ, idPayload(id)), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
