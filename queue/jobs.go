@@ -203,7 +203,9 @@ func (j *Jobs) Reconcile(ctx context.Context, age time.Duration) error {
 func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var limited *bot.RateLimitedError
 	if errors.As(err, &limited) && limited.After > 0 {
-		return limited.After + 100*time.Millisecond
+		// asynq keeps retry times in whole seconds, rounded down: a second
+		// more never retries before the platform allows.
+		return limited.After + time.Second
 	}
 	d := maxBackoff
 	if n < 10 {
