@@ -169,6 +169,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	router := bot.NewRouter(l, catalog, prog, log)
 	taskSvc := tasks.New(pool, l, prog, tally.SystemClock{}, log)
 	router.UseTasks(taskSvc)
+	if prog.TelegramReviewChat == "" && prog.DiscordReviewChannel == "" {
+		for _, t := range prog.Tasks {
+			if t.Approval == program.ApprovalManual {
+				log.Warn("manual tasks need a review chat: set moderation.telegram_review_chat or moderation.discord_review_channel; until then their claims wait unseen",
+					"task", t.Key)
+			}
+		}
+	}
 	apiOpts := []api.Option{
 		api.WithAdminToken(cfg.AdminToken),
 		api.WithAudit(taskSvc),
