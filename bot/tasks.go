@@ -21,8 +21,15 @@ import (
 func (r *Router) UseTasks(t *tasks.Service) {
 	r.tasks = t
 	r.Register(Command{Name: "tasks", Desc: "cmd_tasks", Usage: "/tasks", Run: listTasks})
+	// Discord offers the task keys to pick from (it takes up to 25 choices).
+	var keys []string
+	if len(t.Program().Tasks) <= 25 {
+		for _, task := range t.Program().Tasks {
+			keys = append(keys, task.Key)
+		}
+	}
 	r.Register(Command{Name: "claim", Desc: "cmd_claim", Usage: "/claim <task> [evidence]", Run: claim,
-		Options: []Option{{Name: "task", Desc: "opt_claim_task", Required: true}, {Name: "evidence", Desc: "opt_claim_evidence"}}})
+		Options: []Option{{Name: "task", Desc: "opt_claim_task", Required: true, Choices: keys}, {Name: "evidence", Desc: "opt_claim_evidence"}}})
 	moderate := []Option{{Name: "member", Desc: "opt_member", Required: true, Type: OptionUser},
 		{Name: "points", Desc: "opt_points", Required: true, Type: OptionInteger}, {Name: "reason", Desc: "opt_reason"}}
 	r.Register(Command{Name: "award", Desc: "cmd_award", Usage: "/award <member> <points> [reason]", Moderator: true, Options: moderate,
