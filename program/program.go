@@ -1,7 +1,7 @@
 // Package program loads a brand's programme file (TALLY_PROGRAM, TOML): its
-// name, default language and timezone, its moderators and its tasks, and, as
-// Tally grows, its seasons and expiry rules. The file is validated at start; a
-// bad key or value stops the start with an error that names it.
+// name, default language and timezone, its moderators, its tasks and its
+// seasons, and, as Tally grows, its expiry rules. The file is validated at
+// start; a bad key or value stops the start with an error that names it.
 package program
 
 import (
@@ -54,6 +54,8 @@ type Program struct {
 	DailyAwardLimit int64
 	// Tasks are the programme's tasks in file order.
 	Tasks []Task
+	// Seasons is nil when the file has no [seasons] section.
+	Seasons *Seasons
 }
 
 // IsModerator reports whether the platform user, holding roles (Discord), is
@@ -89,12 +91,13 @@ type file struct {
 		DiscordReviewChannel any `toml:"discord_review_channel"`
 		DailyAwardLimit      any `toml:"daily_award_limit"`
 	} `toml:"moderation"`
-	Tasks []fileTask `toml:"tasks"`
+	Tasks   []fileTask   `toml:"tasks"`
+	Seasons *fileSeasons `toml:"seasons"`
 }
 
 // plannedSections are in DESIGN.md but not built yet: naming them gets a
 // clearer error than "unknown key".
-var plannedSections = map[string]bool{"expiry": true, "seasons": true}
+var plannedSections = map[string]bool{"expiry": true}
 
 // checkedLater reports whether k lies inside a value decoded as any and
 // checked by Parse itself: the decoder reports what is inside such a value
@@ -108,6 +111,8 @@ func checkedLater(k toml.Key) bool {
 		return k[1] == "telegram_review_chat" || k[1] == "discord_review_channel" || k[1] == "daily_award_limit"
 	case "tasks":
 		return slices.Contains(taskKeys, k[1])
+	case "seasons":
+		return slices.Contains(seasonKeys, k[1])
 	}
 	return false
 }
@@ -204,6 +209,9 @@ func Parse(data []byte, source string) (*Program, error) {
 	if p.Tasks, err = parseTasks(f.Tasks, p.DefaultLocale, p.Location); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
+	if p.Seasons, err = parseSeasons(f.Seasons, p.DefaultLocale); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	return p, nil
 }
 
@@ -236,35 +244,23 @@ func undecoded(md toml.MetaData, data []byte) error {
 		return fmt.Errorf("unknown key %q (known in a task: %s)",
 			fmt.Sprintf("tasks[%d].%s", max(i, 0), toml.Key(k[1:]).String()), strings.Join(taskKeys, ", "))
 	}
+	if k[0] == "seasons" && len(k) > 1 {
+		return fmt.Errorf("unknown key %q (known in [seasons]: %s)", k.String(), strings.Join(seasonKeys, ", "))
+	}
 	return fmt.Errorf("unknown key %q (known: program.name, program.default_locale, program.timezone, "+
 		"moderation.telegram_admin_ids, moderation.discord_role_ids, moderation.discord_guild_ids, "+
 		"moderation.telegram_review_chat, moderation.discord_review_channel, moderation.daily_award_limit, "+
-		"[[tasks]])", k.String())
+		"[[tasks]], [seasons])", k.String())
 }
 
 // parseReview checks and sets the moderation keys about reviewing claims.
 func (p *Program) parseReview(chat, channel, limit any) error {
-	switch v := chat.(type) {
-	case nil:
-	case int64:
-		if v == 0 {
-			return fmt.Errorf("moderation.telegram_review_chat: 0 is not a Telegram chat id (a group's id is negative, such as -1001234567890)")
-		}
-		p.TelegramReviewChat = strconv.FormatInt(v, 10)
-	default:
-		return fmt.Errorf("moderation.telegram_review_chat: %s is not a Telegram chat id; write the id as a number without quotes, such as -1001234567890", show(v))
+	var err error
+	if p.TelegramReviewChat, err = telegramChat("moderation.telegram_review_chat", chat); err != nil {
+		return err
 	}
-	switch v := channel.(type) {
-	case nil:
-	case string:
-		if !snowflake.MatchString(v) {
-			return fmt.Errorf("moderation.discord_review_channel: %q is not a Discord channel id (digits, as a string)", v)
-		}
-		p.DiscordReviewChannel = v
-	case int64:
-		return fmt.Errorf("moderation.discord_review_channel: write the channel id in quotes, as a string: \"%d\"", v)
-	default:
-		return fmt.Errorf("moderation.discord_review_channel: %s is not a Discord channel id (digits, as a string)", show(v))
+	if p.DiscordReviewChannel, err = discordChannel("moderation.discord_review_channel", channel); err != nil {
+		return err
 	}
 	if limit != nil {
 		n, ok := limit.(int64)
@@ -274,6 +270,41 @@ func (p *Program) parseReview(chat, channel, limit any) error {
 		p.DailyAwardLimit = n
 	}
 	return nil
+}
+
+// telegramChat checks the value of key name, when given, as a Telegram chat
+// id (a TOML integer, not 0) and returns it in decimal, or "" when not given.
+func telegramChat(name string, v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case int64:
+		if v == 0 {
+			return "", fmt.Errorf("%s: 0 is not a Telegram chat id (a group's id is negative, such as -1001234567890)", name)
+		}
+		return strconv.FormatInt(v, 10), nil
+	default:
+		return "", fmt.Errorf("%s: %s is not a Telegram chat id; write the id as a number without quotes, such as -1001234567890", name, show(v))
+	}
+}
+
+// discordChannel checks the value of key name, when given, as a Discord
+// channel id (a snowflake written as a string) and returns it, or "" when
+// not given.
+func discordChannel(name string, v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		if !snowflake.MatchString(v) {
+			return "", fmt.Errorf("%s: %q is not a Discord channel id (digits, as a string)", name, v)
+		}
+		return v, nil
+	case int64:
+		return "", fmt.Errorf("%s: write the channel id in quotes, as a string: \"%d\"", name, v)
+	default:
+		return "", fmt.Errorf("%s: %s is not a Discord channel id (digits, as a string)", name, show(v))
+	}
 }
 
 // show formats a value from the file for an error: strings quoted.

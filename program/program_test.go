@@ -39,7 +39,6 @@ func TestParse_ErrorsNameTheKey(t *testing.T) {
 	cases := map[string]struct{ toml, want string }{
 		"unknown key":        {"[program]\nnme = \"x\"", `"program.nme"`},
 		"unknown section":    {"[shop]\nurl = \"x\"", `"shop"`},
-		"planned section":    {"[seasons]\ncadence = \"monthly\"", "[seasons] is not implemented yet"},
 		"planned expiry":     {"[expiry]\npolicy = \"none\"", "[expiry] is not implemented yet"},
 		"bad telegram admin": {"[moderation]\ntelegram_admin_ids = [-4]", "moderation.telegram_admin_ids[0]"},
 		"bad discord role":   {"[moderation]\ndiscord_role_ids = [\"mods\"]", "moderation.discord_role_ids[0]"},
@@ -371,5 +370,212 @@ func TestExample_HasTasks(t *testing.T) {
 	}
 	if p.TelegramReviewChat != "" || p.DiscordReviewChannel != "" || p.DailyAwardLimit != 0 {
 		t.Error("the example sets no review chats or award limit")
+	}
+}
+
+func TestParse_SeasonsErrorsNameTheKey(t *testing.T) {
+	const s = "[seasons]\n"
+	cases := map[string]struct{ toml, want string }{
+		"bad cadence":               {s + `cadence = "daily"`, `seasons.cadence: "daily" is not one of weekly, monthly, quarterly, none`},
+		"cadence wrong case":        {s + `cadence = "Monthly"`, `seasons.cadence: "Monthly" is not one of`},
+		"cadence a number":          {s + `cadence = 30`, `seasons.cadence: 30 is not one of`},
+		"bad join":                  {s + `join = "everyone"`, `seasons.join: "everyone" is not one of opt_in, auto`},
+		"join a bool":               {s + `join = true`, `seasons.join: true is not one of opt_in, auto`},
+		"prizes a number":           {s + `prizes = 500`, `seasons.prizes: 500 is not a list of points; write it such as [500, 300, 100]`},
+		"prizes a string":           {s + `prizes = "500"`, `seasons.prizes: "500" is not a list`},
+		"prizes a table":            {s + `prizes = { first = 500 }`, `seasons.prizes: a table is not a list`},
+		"prize 0":                   {s + `prizes = [500, 300, 0]`, `seasons.prizes[2]: 0 is not a number of points from 1 to 9007199254740991`},
+		"prize negative":            {s + `prizes = [-1]`, `seasons.prizes[0]: -1 is not a number of points`},
+		"prize too big":             {s + `prizes = [9007199254740992]`, `seasons.prizes[0]: 9007199254740992 is not`},
+		"prize a string":            {s + `prizes = [500, "300"]`, `seasons.prizes[1]: "300" is not`},
+		"prize a float":             {s + `prizes = [1.5]`, `seasons.prizes[0]: 1.5 is not`},
+		"prize a list":              {s + `prizes = [[500]]`, `seasons.prizes[0]: a list is not`},
+		"prizes as tables":          {s + "[[seasons.prizes]]\npoints = 5", `seasons.prizes[0]: a table is not`},
+		"too many prizes":           {s + "prizes = [" + strings.Repeat("1, ", program.MaxPrizes) + "1]", `seasons.prizes: has 101 prizes; a season pays at most 100 ranks`},
+		"name a string":             {s + `name = "League {n}"`, `seasons.name: "League {n}" is not a table of language = text`},
+		"name unsupported":          {s + `name = { en = "League", nl = "Liga" }`, `seasons.name.nl: "nl" is not one of the supported languages`},
+		"name no default locale":    {s + `name = { de = "Liga" }`, `seasons.name: has no text in the programme's default language "en"`},
+		"name default locale de":    {"[program]\ndefault_locale = \"de\"\n" + s + `name = { en = "League" }`, `seasons.name: has no text in the programme's default language "de"`},
+		"name same language":        {s + `name = { en = "A", zh-cn = "B", zh-CN = "C" }`, `seasons.name: "zh-CN" and "zh-cn" are the same language`},
+		"name too long":             {s + `name = { en = "` + strings.Repeat("x", 101) + `" }`, `seasons.name.en: must be 1 to 100 characters, not 101`},
+		"name empty":                {s + `name = { en = "  " }`, `seasons.name.en: must be 1 to 100 characters, not 0`},
+		"name two lines":            {s + `name = { en = "League\n{n}" }`, `seasons.name.en: must be one line`},
+		"name not text":             {s + `name = { en = 5 }`, `seasons.name.en: 5 is not text`},
+		"announce chat 0":           {s + `telegram_announce_chat = 0`, `seasons.telegram_announce_chat: 0 is not a Telegram chat id`},
+		"announce chat as string":   {s + `telegram_announce_chat = "-100"`, `seasons.telegram_announce_chat: "-100" is not a Telegram chat id; write the id as a number without quotes`},
+		"announce chat a table":     {s + `telegram_announce_chat = { id = 5 }`, `seasons.telegram_announce_chat: a table is not`},
+		"announce channel not id":   {s + `discord_announce_channel = "news"`, `seasons.discord_announce_channel: "news" is not a Discord channel id`},
+		"announce channel empty":    {s + `discord_announce_channel = ""`, `seasons.discord_announce_channel: "" is not`},
+		"announce channel a number": {s + `discord_announce_channel = 1300`, `seasons.discord_announce_channel: write the channel id in quotes, as a string: "1300"`},
+		"unknown key":               {s + `cadense = "weekly"`, `unknown key "seasons.cadense" (known in [seasons]: cadence, join, prizes, name, telegram_announce_chat, discord_announce_channel)`},
+		"unknown sub-table":         {"[seasons.rewards]\nfirst = 5", `unknown key "seasons.rewards" (known in [seasons]: cadence`},
+		"seasons not a table":       {"seasons = \"monthly\"", `"seasons"`},
+		"seasons as array":          {"[[seasons]]\ncadence = \"monthly\"", `"seasons"`},
+	}
+	for name, c := range cases {
+		_, err := program.Parse([]byte(c.toml), "p.toml")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "p.toml: ") {
+			t.Errorf("%s: error %v, want one naming %s and the file", name, err, c.want)
+		}
+	}
+}
+
+func TestParse_SeasonsDefaults(t *testing.T) {
+	p, err := program.Parse([]byte("[program]\nname = \"x\"\n"), "p.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Seasons != nil {
+		t.Fatalf("no [seasons] section: Seasons = %+v, want nil", p.Seasons)
+	}
+	p, err = program.Parse([]byte("[seasons]\n"), "p.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Seasons
+	if s == nil || s.Cadence != program.CadenceMonthly || s.Join != program.JoinOptIn || len(s.Prizes) != 0 ||
+		s.Name != nil || s.TelegramAnnounceChat != "" || s.DiscordAnnounceChannel != "" {
+		t.Fatalf("empty [seasons] = %+v", s)
+	}
+	if got := s.NameIn("en", "en", 3); got != "" {
+		t.Errorf("NameIn without a name = %q, want \"\"", got)
+	}
+}
+
+func TestParse_SeasonsValues(t *testing.T) {
+	p, err := program.Parse([]byte(`
+[program]
+default_locale = "de"
+
+[seasons]
+cadence = "quarterly"
+join = "auto"
+prizes = [9007199254740991, 1]
+name = { DE = " Liga {n} ", pt-br = "Liga {n}" }
+telegram_announce_chat = -1001234567890
+discord_announce_channel = "1300000000000000002"
+`), "s.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Seasons
+	if s.Cadence != program.CadenceQuarterly || s.Join != program.JoinAuto || len(s.Prizes) != 2 || s.Prizes[0] != 1<<53-1 || s.Prizes[1] != 1 ||
+		s.TelegramAnnounceChat != "-1001234567890" || s.DiscordAnnounceChannel != "1300000000000000002" {
+		t.Errorf("seasons = %+v", s)
+	}
+	if len(s.Name) != 2 || s.Name["de"] != "Liga {n}" || s.Name["pt-BR"] != "Liga {n}" {
+		t.Errorf("name = %q, want keys normalised and text trimmed", s.Name)
+	}
+	for _, c := range []string{program.CadenceWeekly, program.CadenceMonthly, program.CadenceQuarterly, program.CadenceNone} {
+		p, err := program.Parse([]byte("[seasons]\ncadence = \""+c+"\"\nprizes = []\n"), "s.toml")
+		if err != nil || p.Seasons.Cadence != c || len(p.Seasons.Prizes) != 0 {
+			t.Errorf("cadence %s: %+v, %v", c, p, err)
+		}
+	}
+	prizes := "[seasons]\nprizes = [" + strings.TrimSuffix(strings.Repeat("1, ", program.MaxPrizes), ", ") + "]\n"
+	if p, err := program.Parse([]byte(prizes), "s.toml"); err != nil || len(p.Seasons.Prizes) != program.MaxPrizes {
+		t.Errorf("%d prizes: %v", program.MaxPrizes, err)
+	}
+}
+
+func TestSeasons_NameInReplacesNumberAndFallsBack(t *testing.T) {
+	p, err := program.Parse([]byte(`
+[program]
+default_locale = "de"
+
+[seasons]
+name = { de = "Liga {n}", en = "League {n} ({n})", fr = "Ligue" }
+`), "s.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		locale, fallback string
+		n                int64
+		want             string
+	}{
+		{"en", "de", 7, "League 7 (7)"},
+		{"EN", "de", 12, "League 12 (12)"},
+		{"de", "en", 1, "Liga 1"},
+		{"fr", "en", 3, "Ligue"},
+		{"ja", "en", 3, "League 3 (3)"},
+		{"ja", "ko", 3, "Liga 3"},
+		{"", "", 40, "Liga 40"},
+	} {
+		if got := p.Seasons.NameIn(c.locale, c.fallback, c.n); got != c.want {
+			t.Errorf("NameIn(%q, %q, %d) = %q, want %q", c.locale, c.fallback, c.n, got, c.want)
+		}
+	}
+}
+
+func TestSeasons_BoundsInTheProgrammeTimezone(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, berlin) }
+	utc := func(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, time.UTC) }
+	cases := []struct {
+		name       string
+		cadence    string
+		at         time.Time
+		start, end time.Time
+	}{
+		{"weekly, on a Monday", program.CadenceWeekly, local(2026, 11, 23, 10, 0), local(2026, 11, 23, 0, 0), local(2026, 11, 30, 0, 0)},
+		{"weekly, Monday midnight", program.CadenceWeekly, local(2026, 11, 23, 0, 0), local(2026, 11, 23, 0, 0), local(2026, 11, 30, 0, 0)},
+		{"weekly, Sunday night", program.CadenceWeekly, local(2026, 11, 29, 23, 59), local(2026, 11, 23, 0, 0), local(2026, 11, 30, 0, 0)},
+		// Sunday 23:30 UTC is already Monday in Berlin.
+		{"weekly, by the local day", program.CadenceWeekly, utc(2026, 11, 22, 23).Add(30 * time.Minute), local(2026, 11, 23, 0, 0), local(2026, 11, 30, 0, 0)},
+		// Berlin moves from UTC+2 to UTC+1 on 2026-10-25: the week is 169 hours.
+		{"weekly, DST change", program.CadenceWeekly, local(2026, 10, 22, 12, 0), utc(2026, 10, 18, 22), utc(2026, 10, 25, 23)},
+		{"monthly, on the 1st", program.CadenceMonthly, local(2026, 11, 1, 0, 0), local(2026, 11, 1, 0, 0), local(2026, 12, 1, 0, 0)},
+		{"monthly, December", program.CadenceMonthly, local(2026, 12, 31, 23, 30), local(2026, 12, 1, 0, 0), local(2027, 1, 1, 0, 0)},
+		// Berlin moves from UTC+1 to UTC+2 on 2026-03-29.
+		{"monthly, DST change", program.CadenceMonthly, local(2026, 3, 15, 12, 0), utc(2026, 2, 28, 23), utc(2026, 3, 31, 22)},
+		{"quarterly, New Year's Eve", program.CadenceQuarterly, local(2026, 12, 31, 23, 30), local(2026, 10, 1, 0, 0), local(2027, 1, 1, 0, 0)},
+		{"quarterly, Q1", program.CadenceQuarterly, local(2026, 2, 14, 9, 0), local(2026, 1, 1, 0, 0), local(2026, 4, 1, 0, 0)},
+		{"quarterly, Q2 starts", program.CadenceQuarterly, local(2026, 4, 1, 0, 0), local(2026, 4, 1, 0, 0), local(2026, 7, 1, 0, 0)},
+		{"quarterly, Q3", program.CadenceQuarterly, local(2026, 9, 30, 23, 59), local(2026, 7, 1, 0, 0), local(2026, 10, 1, 0, 0)},
+		{"none", program.CadenceNone, local(2026, 11, 23, 10, 17), local(2026, 11, 23, 10, 17), time.Time{}},
+	}
+	for _, c := range cases {
+		s := &program.Seasons{Cadence: c.cadence}
+		start, end := s.Bounds(c.at, berlin)
+		if !start.Equal(c.start) || !end.Equal(c.end) {
+			t.Errorf("%s: Bounds(%v) = [%v, %v), want [%v, %v)", c.name, c.at, start, end, c.start, c.end)
+		}
+		if c.cadence == program.CadenceNone {
+			if !end.IsZero() {
+				t.Errorf("%s: end = %v, want the zero time", c.name, end)
+			}
+			continue
+		}
+		if start.Location() != berlin || end.Location() != berlin {
+			t.Errorf("%s: bounds in %v and %v, want Europe/Berlin", c.name, start.Location(), end.Location())
+		}
+		if c.at.Before(start) || !c.at.Before(end) {
+			t.Errorf("%s: %v is not in [%v, %v)", c.name, c.at, start, end)
+		}
+		// The next period starts where this one ends.
+		if next, _ := s.Bounds(end, berlin); !next.Equal(end) {
+			t.Errorf("%s: the period after starts at %v, want %v", c.name, next, end)
+		}
+	}
+}
+
+func TestExample_HasMonthlySeasons(t *testing.T) {
+	s := program.Example().Seasons
+	if s == nil {
+		t.Fatal("the example has no seasons")
+	}
+	if s.Cadence != program.CadenceMonthly || s.Join != program.JoinOptIn || len(s.Prizes) != 3 ||
+		s.Prizes[0] != 500 || s.Prizes[1] != 300 || s.Prizes[2] != 100 {
+		t.Errorf("example seasons = %+v", s)
+	}
+	if s.NameIn("en", "en", 4) != "Tally Example League 4" || s.NameIn("de", "en", 4) != "Tally Example Liga 4" || s.NameIn("ja", "en", 4) != "Tally Example League 4" {
+		t.Errorf("example season names = %q", s.Name)
+	}
+	if s.TelegramAnnounceChat != "" || s.DiscordAnnounceChannel != "" {
+		t.Error("the example sets no announce chats")
 	}
 }

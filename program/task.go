@@ -72,7 +72,13 @@ func (t *Task) DescriptionIn(locale, fallback string) string {
 }
 
 func (t *Task) textIn(texts map[string]string, locale, fallback string) string {
-	for _, tag := range []string{locale, fallback, t.defaultLocale} {
+	return textIn(texts, locale, fallback, t.defaultLocale)
+}
+
+// textIn returns the text in locale, else in fallback, else in
+// defaultLocale, comparing tags case-insensitively; "" when texts is empty.
+func textIn(texts map[string]string, locale, fallback, defaultLocale string) string {
+	for _, tag := range []string{locale, fallback, defaultLocale} {
 		if s, ok := texts[tag]; ok && tag != "" {
 			return s
 		}
@@ -82,7 +88,7 @@ func (t *Task) textIn(texts map[string]string, locale, fallback string) string {
 			}
 		}
 	}
-	// Only for a Task built in code without its default locale.
+	// Only for a value built in code without its default locale.
 	if len(texts) > 0 {
 		return texts[slices.Min(slices.Collect(maps.Keys(texts)))]
 	}
