@@ -37,17 +37,23 @@ type Service struct {
 	clock  tally.Clock
 	log    *slog.Logger
 	notify Notifier
+	ranks  Ranker
 
 	// afterPay runs between the ledger payment of a claim and its recording
 	// (tests simulate a crash there).
 	afterPay func(claimID int64) error
+	// afterPrize runs after each prize is paid (tests crash there).
+	afterPrize func(rank int64) error
 }
 
 // New returns the service. Until SetNotifier is called, nothing is enqueued
 // and the reconciler picks everything up.
 func New(pool *pgxpool.Pool, l *ledger.Service, prog *program.Program, clock tally.Clock, log *slog.Logger) *Service {
-	return &Service{pool: pool, ledger: l, prog: prog, clock: clock, log: log, notify: nopNotifier{}}
+	return &Service{pool: pool, ledger: l, prog: prog, clock: clock, log: log, notify: nopNotifier{}, ranks: pgRanker{pool}}
 }
+
+// SetRanker sets where live leaderboards are read (Postgres by default).
+func (s *Service) SetRanker(r Ranker) { s.ranks = r }
 
 // SetNotifier sets where committed work is handed on (the queue).
 func (s *Service) SetNotifier(n Notifier) { s.notify = n }

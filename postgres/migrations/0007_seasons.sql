@@ -1,0 +1,97 @@
+-- Seasons and leaderboards. A member's score in a season is what they earned
+-- while in it: awards and task payments (later purchases), not prizes, not
+-- links, not spending or expiry. Scores are written by a trigger on txns, so a
+-- score changes in the same transaction as the ledger posting it counts.
+
+-- One season is open at a time. A season covers [starts_at, ends_at); ends_at
+-- is NULL for a season that runs until an operator closes it. Closing freezes
+-- the standings (status 'closing'), opens the next season, pays the prizes and
+-- then marks the season 'closed'.
+CREATE TABLE seasons (
+    id          bigserial PRIMARY KEY,
+    number      bigint NOT NULL UNIQUE CHECK (number > 0),
+    starts_at   timestamptz NOT NULL,
+    ends_at     timestamptz,
+    status      text NOT NULL CHECK (status IN ('open', 'closing', 'closed')),
+    auto_join   boolean NOT NULL,            -- every member is in (join = "auto")
+    prizes      bigint[] NOT NULL DEFAULT '{}',
+    closed_at   timestamptz,
+    CHECK (ends_at IS NULL OR ends_at >= starts_at)
+);
+CREATE UNIQUE INDEX seasons_one_open_idx ON seasons ((true)) WHERE status = 'open';
+
+-- Members who joined with `season join` (opt-in programmes); they stay in every
+-- later season until they leave.
+CREATE TABLE season_members (
+    member_id  bigint PRIMARY KEY REFERENCES members (id),
+    joined_at  timestamptz NOT NULL
+);
+
+-- A member's score in a season. reached_at is when the score was last raised:
+-- of two equal scores, the one reached first ranks higher. joined is false
+-- while the member has left. xid is the transaction that last changed the
+-- row: the Redis ranks copy every change in commit order by it.
+CREATE TABLE season_scores (
+    season_id   bigint NOT NULL REFERENCES seasons (id),
+    member_id   bigint NOT NULL,
+    score       bigint NOT NULL DEFAULT 0 CHECK (score >= 0),
+    reached_at  timestamptz NOT NULL,
+    joined      boolean NOT NULL DEFAULT true,
+    xid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    PRIMARY KEY (season_id, member_id)
+) WITH (fillfactor = 80);
+CREATE INDEX season_scores_xid_idx ON season_scores (season_id, xid);
+-- Standings: best score first, then who reached it first.
+CREATE INDEX season_scores_rank_idx ON season_scores (season_id, score DESC, reached_at, member_id) WHERE joined;
+
+-- The final standings of a closed season, best first, with the prize each rank
+-- earned and the transaction that paid it (paid with the key
+-- 'tally:season:<season>:rank:<rank>').
+CREATE TABLE season_standings (
+    season_id   bigint NOT NULL REFERENCES seasons (id),
+    rank        integer NOT NULL CHECK (rank > 0),
+    member_id   bigint NOT NULL REFERENCES members (id),
+    score       bigint NOT NULL,
+    reached_at  timestamptz NOT NULL,
+    prize       bigint NOT NULL DEFAULT 0,
+    prize_txn   bigint,
+    PRIMARY KEY (season_id, rank)
+);
+
+-- Closing a season late counts what was earned between its end and the close
+-- towards the next season; this finds those transactions by time.
+CREATE INDEX txns_created_brin ON txns USING brin (created_at);
+
+-- season_score adds a statement's earning transactions to the open season's
+-- scores of the members in it. Members' rows are already locked by the ledger
+-- function that inserted the transactions, in id order, so the upsert (in
+-- member order) takes no new lock another award could wait on.
+CREATE FUNCTION season_score() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    s record;
+BEGIN
+    SELECT id, starts_at, ends_at, auto_join INTO s FROM seasons WHERE status = 'open';
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO season_scores AS sc (season_id, member_id, score, reached_at)
+    SELECT s.id, n.member_id, sum(n.points), max(n.created_at)
+    FROM new_txns n
+    WHERE n.kind IN ('award', 'task', 'purchase') AND n.points > 0
+      AND n.created_at >= s.starts_at AND (s.ends_at IS NULL OR n.created_at < s.ends_at)
+      AND (s.auto_join OR EXISTS (SELECT 1 FROM season_members m WHERE m.member_id = n.member_id))
+    GROUP BY n.member_id
+    ORDER BY n.member_id
+    ON CONFLICT (season_id, member_id) DO UPDATE
+        SET score = sc.score + excluded.score, reached_at = excluded.reached_at, xid = pg_current_xact_id()
+        WHERE sc.joined;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER txns_season_score AFTER INSERT ON txns
+    REFERENCING NEW TABLE AS new_txns FOR EACH STATEMENT EXECUTE FUNCTION season_score();
+
+-- Operators close seasons too; the audit log names them.
+ALTER TABLE audit_log DROP CONSTRAINT audit_log_action_check;
+ALTER TABLE audit_log ADD CONSTRAINT audit_log_action_check
+    CHECK (action IN ('award', 'deduct', 'approve', 'reject', 'close_season'));

@@ -1,0 +1,302 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// Ranker reads a season's live standings. Postgres holds them; a Ranker may
+// answer from a faster copy.
+type Ranker interface {
+	// Top returns the first n places.
+	Top(ctx context.Context, season int64, n int) ([]Standing, error)
+	// Rank returns the member's place; ok is false when they are not on the
+	// board (not joined, or never scored while in it).
+	Rank(ctx context.Context, season, member int64) (st Standing, ok bool, err error)
+}
+
+// pgRanker counts places in Postgres: exact, and slow for low places on a
+// board of a million (it counts everyone above).
+type pgRanker struct{ pool *pgxpool.Pool }
+
+func (r pgRanker) Top(ctx context.Context, season int64, n int) ([]Standing, error) {
+	rows, err := r.pool.Query(ctx, `SELECT member_id, score, reached_at FROM season_scores
+		WHERE season_id = $1 AND joined AND score > 0 ORDER BY score DESC, reached_at, member_id LIMIT $2`, season, n)
+	if err != nil {
+		return nil, fmt.Errorf("read standings: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Standing, error) {
+		var st Standing
+		return st, row.Scan(&st.Member, &st.Score, &st.ReachedAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read standings: %w", err)
+	}
+	for i := range out {
+		out[i].Rank = int64(i + 1)
+	}
+	return out, nil
+}
+
+func (r pgRanker) Rank(ctx context.Context, season, member int64) (Standing, bool, error) {
+	st := Standing{Member: member}
+	err := r.pool.QueryRow(ctx, `WITH me AS (
+			SELECT score, reached_at FROM season_scores WHERE season_id = $1 AND member_id = $2 AND joined AND score > 0)
+		SELECT me.score, me.reached_at, 1 + (SELECT count(*) FROM season_scores s
+			WHERE s.season_id = $1 AND s.joined AND (s.score, me.reached_at, $2::bigint) > (me.score, s.reached_at, s.member_id))
+		FROM me`, season, member).Scan(&st.Score, &st.ReachedAt, &st.Rank)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Standing{}, false, nil
+	}
+	if err != nil {
+		return Standing{}, false, fmt.Errorf("read rank: %w", err)
+	}
+	return st, true, nil
+}
+
+// RedisRanker keeps each season's board in a Redis sorted set, copied from
+// Postgres: a change to a score is applied in the order of the transactions
+// that made it (by their xid, up to the oldest one still running), so the
+// copy never goes back in time, and a board found missing (a Redis flush) is
+// rebuilt from Postgres while reads fall back to Postgres.
+type RedisRanker struct {
+	pool *pgxpool.Pool
+	rdb  redis.UniversalClient
+	pg   pgRanker
+}
+
+// NewRedisRanker returns a ranker on the Redis at rdb.
+func NewRedisRanker(pool *pgxpool.Pool, rdb redis.UniversalClient) *RedisRanker {
+	return &RedisRanker{pool: pool, rdb: rdb, pg: pgRanker{pool}}
+}
+
+func boardKey(season int64) string   { return "tally:board:" + strconv.FormatInt(season, 10) }
+func membersKey(season int64) string { return boardKey(season) + ":members" }
+func markKey(season int64) string    { return boardKey(season) + ":mark" }
+func buildKey(season int64) string   { return boardKey(season) + ":building" }
+
+// boardMember encodes a place in the sorted set: among equal scores Redis
+// orders members by their bytes, and a reverse range puts the greater first,
+// so the earlier time (then the lower member id) is stored inverted.
+func boardMember(reached time.Time, member int64) string {
+	return fmt.Sprintf("%016x%016x", uint64(math.MaxInt64-reached.UnixMicro()), uint64(math.MaxInt64-member))
+}
+
+func memberOf(z string) (int64, error) {
+	if len(z) != 32 {
+		return 0, fmt.Errorf("board entry %q", z)
+	}
+	v, err := strconv.ParseUint(z[16:], 16, 64)
+	if err != nil {
+		return 0, err
+	}
+	return math.MaxInt64 - int64(v), nil
+}
+
+// applyScript applies one row's state if it is newer than what the board holds.
+// KEYS: board, members. ARGV: member, xid, score, board member ("" when not
+// joined).
+var applyScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if cur then
+  local sep = string.find(cur, '|', 1, true)
+  if tonumber(string.sub(cur, 1, sep - 1)) >= tonumber(ARGV[2]) then return 0 end
+  local old = string.sub(cur, sep + 1)
+  if old ~= '' then redis.call('ZREM', KEYS[1], old) end
+end
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[4])
+return 1`)
+
+// markScript raises the mark (the xid below which every change is applied).
+var markScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`)
+
+type scoreRow struct {
+	member  int64
+	score   int64
+	reached time.Time
+	joined  bool
+	xid     string
+}
+
+// sync brings the board up to date; ready is false while it is being rebuilt.
+func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err error) {
+	mark, err := r.rdb.Get(ctx, markKey(season)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, r.rebuild(ctx, season)
+	}
+	if err != nil {
+		return false, err
+	}
+	rows, err := r.pool.Query(ctx, `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS hi)
+		SELECT h.hi::text, s.member_id, s.score, s.reached_at, s.joined, s.xid::text
+		FROM h LEFT JOIN season_scores s ON s.season_id = $1 AND s.xid >= $2::xid8 AND s.xid < h.hi`, season, mark)
+	if err != nil {
+		return false, fmt.Errorf("read score changes: %w", err)
+	}
+	var hi string
+	var changes []scoreRow
+	for rows.Next() {
+		var member *int64
+		var sr scoreRow
+		var score *int64
+		var reached *time.Time
+		var joined *bool
+		var xid *string
+		if err := rows.Scan(&hi, &member, &score, &reached, &joined, &xid); err != nil {
+			rows.Close()
+			return false, err
+		}
+		if member == nil {
+			continue
+		}
+		sr.member, sr.score, sr.reached, sr.joined, sr.xid = *member, *score, *reached, *joined, *xid
+		changes = append(changes, sr)
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("read score changes: %w", err)
+	}
+	if err := r.apply(ctx, season, changes); err != nil {
+		return false, err
+	}
+	if hi != "" && hi != mark {
+		if err := markScript.Run(ctx, r.rdb, []string{markKey(season)}, hi).Err(); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (r *RedisRanker) apply(ctx context.Context, season int64, changes []scoreRow) error {
+	keys := []string{boardKey(season), membersKey(season)}
+	for from := 0; from < len(changes); from += 1000 {
+		pipe := r.rdb.Pipeline()
+		for _, c := range changes[from:min(from+1000, len(changes))] {
+			z := ""
+			if c.joined && c.score > 0 {
+				z = boardMember(c.reached, c.member)
+			}
+			applyScript.Run(ctx, pipe, keys, c.member, c.xid, c.score, z)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("update board: %w", err)
+		}
+	}
+	return nil
+}
+
+// rebuild copies a season's board from Postgres into Redis. One instance
+// builds at a time; the others read Postgres meanwhile.
+func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
+	ok, err := r.rdb.SetNX(ctx, buildKey(season), "1", 5*time.Minute).Result()
+	if err != nil || !ok {
+		return err
+	}
+	defer r.rdb.Del(context.Background(), buildKey(season))
+	var hi string
+	if err := r.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&hi); err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	if err := r.rdb.Del(ctx, boardKey(season), membersKey(season)).Err(); err != nil {
+		return err
+	}
+	rows, err := r.pool.Query(ctx, `SELECT member_id, score, reached_at, joined, xid::text FROM season_scores WHERE season_id = $1`, season)
+	if err != nil {
+		return fmt.Errorf("read scores: %w", err)
+	}
+	batch := make([]scoreRow, 0, 1000)
+	for rows.Next() {
+		var sr scoreRow
+		if err := rows.Scan(&sr.member, &sr.score, &sr.reached, &sr.joined, &sr.xid); err != nil {
+			rows.Close()
+			return err
+		}
+		if batch = append(batch, sr); len(batch) == cap(batch) {
+			if err := r.apply(ctx, season, batch); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read scores: %w", err)
+	}
+	if err := r.apply(ctx, season, batch); err != nil {
+		return err
+	}
+	// Changes by transactions running when the copy started come next sync.
+	return r.rdb.Set(ctx, markKey(season), hi, 0).Err()
+}
+
+// Top returns the first n places from Redis, or from Postgres while the
+// board is being built.
+func (r *RedisRanker) Top(ctx context.Context, season int64, n int) ([]Standing, error) {
+	ready, err := r.sync(ctx, season)
+	if err != nil || !ready {
+		return r.pg.Top(ctx, season, n)
+	}
+	zs, err := r.rdb.ZRevRangeWithScores(ctx, boardKey(season), 0, int64(n-1)).Result()
+	if err != nil {
+		return r.pg.Top(ctx, season, n)
+	}
+	out := make([]Standing, 0, len(zs))
+	for i, z := range zs {
+		id, err := memberOf(z.Member.(string))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Standing{Rank: int64(i + 1), Member: id, Score: int64(z.Score)})
+	}
+	return out, nil
+}
+
+// Rank returns the member's place from Redis, or from Postgres while the
+// board is being built.
+func (r *RedisRanker) Rank(ctx context.Context, season, member int64) (Standing, bool, error) {
+	ready, err := r.sync(ctx, season)
+	if err != nil || !ready {
+		return r.pg.Rank(ctx, season, member)
+	}
+	cur, err := r.rdb.HGet(ctx, membersKey(season), strconv.FormatInt(member, 10)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Standing{}, false, nil
+	}
+	if err != nil {
+		return r.pg.Rank(ctx, season, member)
+	}
+	_, z, _ := cutLast(cur, '|')
+	if z == "" {
+		return Standing{}, false, nil
+	}
+	pipe := r.rdb.Pipeline()
+	rank := pipe.ZRevRank(ctx, boardKey(season), z)
+	score := pipe.ZScore(ctx, boardKey(season), z)
+	if _, err := pipe.Exec(ctx); err != nil {
+		if errors.Is(err, redis.Nil) {
+			return Standing{}, false, nil
+		}
+		return r.pg.Rank(ctx, season, member)
+	}
+	return Standing{Rank: rank.Val() + 1, Member: member, Score: int64(score.Val())}, true, nil
+}
+
+func cutLast(s string, sep byte) (before, after string, ok bool) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}

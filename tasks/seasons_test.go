@@ -1,0 +1,392 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/program"
+	"github.com/tally-loyalty/tally/tallytest"
+)
+
+func seasonEnv(t *testing.T, cadence, join string, now time.Time) *env {
+	t.Helper()
+	prog, err := program.Parse([]byte(fmt.Sprintf(`
+[program]
+timezone = "Europe/Berlin"
+
+[moderation]
+telegram_admin_ids = [900]
+
+[seasons]
+cadence = %q
+join = %q
+prizes = [500, 300, 100]
+telegram_announce_chat = -100777
+
+[[tasks]]
+key = "checkin"
+points = 10
+recurrence = "daily"
+title = { en = "Daily check-in" }
+`, cadence, join)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := tallytest.DB(t)
+	clock := tallytest.NewClock(now)
+	l := ledger.New(pool, clock)
+	svc := New(pool, l, prog, clock, slog.Default())
+	rec := &recorder{}
+	svc.SetNotifier(rec)
+	return &env{svc: svc, ledger: l, clock: clock, notes: rec}
+}
+
+func (e *env) award(t *testing.T, member int64, points int64) {
+	t.Helper()
+	if _, err := e.ledger.Award(context.Background(), ledger.Award{Member: ledger.MemberRef{ID: member}, Points: points,
+		Key: fmt.Sprintf("a-%d-%d", member, rand.Int64())}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) score(t *testing.T, season, member int64) (int64, bool) {
+	t.Helper()
+	st, ok, err := e.svc.ranks.Rank(context.Background(), season, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Score, ok
+}
+
+func TestSeasons_ScoreIsWhatWasEarnedWhileIn(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinOptIn, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, err := e.svc.EnsureSeason(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if season.Number != 1 || season.EndsAt == nil || !season.EndsAt.Equal(time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)) {
+		t.Fatalf("first season %+v", season)
+	}
+	a := e.member(t, "1").Member
+	e.award(t, a, 100) // before joining: not counted
+	if already, err := e.svc.Join(ctx, a); err != nil || already {
+		t.Fatalf("join: %v %v", already, err)
+	}
+	if already, _ := e.svc.Join(ctx, a); !already {
+		t.Fatal("a second join is not reported as already in")
+	}
+	e.award(t, a, 40)
+	if _, err := e.svc.Claim(ctx, e.member(t, "1"), "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.PayClaim(ctx, e.notes.pays[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Spending and prizes do not change a score.
+	if _, err := e.ledger.Deduct(ctx, ledger.Deduction{Member: ledger.MemberRef{ID: a}, Points: 30, Key: "spend"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ledger.AwardInternal(ctx, KindPrize, ledger.Award{Member: ledger.MemberRef{ID: a}, Points: 999, Key: "tally:test-prize"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := e.score(t, season.ID, a); !ok || got != 50 {
+		t.Fatalf("score %d (on board %v), want 40 + 10", got, ok)
+	}
+	if wasIn, err := e.svc.Leave(ctx, a); err != nil || !wasIn {
+		t.Fatalf("leave: %v %v", wasIn, err)
+	}
+	e.award(t, a, 1000) // while out
+	if _, ok := e.score(t, season.ID, a); ok {
+		t.Fatal("a member who left is still on the board")
+	}
+	if _, err := e.svc.Join(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	e.award(t, a, 5)
+	if got, _ := e.score(t, season.ID, a); got != 55 {
+		t.Fatalf("score after rejoining %d, want 55 (the 1000 earned while out do not count)", got)
+	}
+	e.check(t)
+}
+
+func TestSeasons_TiesGoToWhoReachedTheScoreFirst(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinAuto, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, err := e.svc.EnsureSeason(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := e.member(t, "1").Member, e.member(t, "2").Member, e.member(t, "3").Member
+	e.award(t, b, 100)
+	e.clock.Advance(time.Second)
+	e.award(t, a, 60)
+	e.clock.Advance(time.Second)
+	e.award(t, a, 40) // a reaches 100 after b
+	e.award(t, c, 150)
+	top, err := e.svc.ranks.Top(ctx, season.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(top[0].Member, top[1].Member, top[2].Member)
+	if want := fmt.Sprint(c, b, a); got != want || top[1].Rank != 2 || top[2].Score != 100 {
+		t.Fatalf("order %s, want %s (%+v)", got, want, top)
+	}
+	if st, ok, _ := e.svc.ranks.Rank(ctx, season.ID, a); !ok || st.Rank != 3 {
+		t.Fatalf("rank of a: %+v", st)
+	}
+}
+
+// TestSeasons_RolloverAtMonthEndInBerlin closes the March season (its end is
+// 31 March 24:00 in Berlin, summer time since the 29th) and pays each prize once.
+func TestSeasons_RolloverAtMonthEndInBerlin(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinAuto, time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, err := e.svc.EnsureSeason(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Date(2026, 3, 31, 22, 0, 0, 0, time.UTC)
+	if !season.EndsAt.Equal(end) {
+		t.Fatalf("March season ends %v, want %v", season.EndsAt, end)
+	}
+	ids := make([]int64, 5)
+	for i := range ids {
+		ids[i] = e.member(t, fmt.Sprint(i+1)).Member
+		e.award(t, ids[i], int64(100*(i+1))) // member 5 first, then 4, 3
+	}
+	if _, err := e.svc.Close(ctx, season.ID, false); err == nil {
+		t.Fatal("a season closed by the rollover before its end")
+	}
+	e.clock.Set(end.Add(-time.Second))
+	e.award(t, ids[0], 1000) // 23:59:59: still March; member 1 now leads with 1100
+	e.clock.Set(end.Add(2 * time.Second))
+	e.award(t, ids[1], 7) // 00:00:02 April, before the rollover ran: counts in April
+	if due, err := e.svc.DueSeasons(ctx); err != nil || len(due) != 1 || due[0] != season.ID {
+		t.Fatalf("due %v %v", due, err)
+	}
+	res, err := e.svc.Close(ctx, season.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Replayed || res.Season.Status != SeasonClosed || !res.Season.EndsAt.Equal(end) {
+		t.Fatalf("closed season %+v", res.Season)
+	}
+	wantNextEnd := time.Date(2026, 4, 30, 22, 0, 0, 0, time.UTC)
+	if !res.Next.StartsAt.Equal(end) || !res.Next.EndsAt.Equal(wantNextEnd) || res.Next.Number != 2 {
+		t.Fatalf("next season %+v", res.Next)
+	}
+	podium := fmt.Sprint(res.Standings[0].Member, res.Standings[1].Member, res.Standings[2].Member)
+	if want := fmt.Sprint(ids[0], ids[4], ids[3]); podium != want || res.Standings[0].Score != 1100 || res.Standings[0].Prize != 500 ||
+		res.Standings[2].Prize != 100 || res.Standings[3].Prize != 0 || res.Standings[0].PrizeTxn == 0 {
+		t.Fatalf("standings %+v", res.Standings)
+	}
+	if got, _ := e.score(t, res.Next.ID, ids[1]); got != 7 {
+		t.Fatalf("April score %d, want the 7 earned after midnight", got)
+	}
+	// Prizes do not count in April.
+	if _, ok := e.score(t, res.Next.ID, ids[0]); ok {
+		t.Fatal("a prize counted as an earning")
+	}
+	again, err := e.svc.Close(ctx, season.ID, true)
+	if err != nil || !again.Replayed || len(again.Standings) != 5 || again.Next.ID != res.Next.ID {
+		t.Fatalf("second close: %+v %v", again, err)
+	}
+	_, bal, _ := e.ledger.Member(ctx, ledger.MemberRef{ID: ids[0]})
+	if bal.Available != 1100+500 {
+		t.Fatalf("winner's balance %d, want 1600 (prize once)", bal.Available)
+	}
+	// Winners are told (three messages) and the podium posted once.
+	if len(e.notes.messages) != 3+1 {
+		t.Fatalf("%d messages handed on, want 4", len(e.notes.messages))
+	}
+	e.check(t)
+}
+
+func TestSeasons_QuarterEndsAtNewYearInBerlin(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceQuarterly, program.JoinAuto, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	season, err := e.svc.EnsureSeason(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC); !season.EndsAt.Equal(want) {
+		t.Fatalf("Q4 ends %v, want %v", season.EndsAt, want)
+	}
+	e.clock.Set(time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC))
+	res, err := e.svc.Close(context.Background(), season.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2027, 3, 31, 22, 0, 0, 0, time.UTC); !res.Next.EndsAt.Equal(want) {
+		t.Fatalf("Q1 ends %v, want %v (summer time from 28 March)", res.Next.EndsAt, want)
+	}
+}
+
+func TestSeasons_ConcurrentClosesPayOnce(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinAuto, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, _ := e.svc.EnsureSeason(ctx)
+	for i := range 4 {
+		e.award(t, e.member(t, fmt.Sprint(i+1)).Member, int64(10*(i+1)))
+	}
+	var wg sync.WaitGroup
+	results := make(chan CloseResult, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Awards keep coming while the season closes.
+			e.award(t, e.member(t, "1").Member, 1)
+			res, err := e.svc.Close(ctx, season.ID, true)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	wg.Wait()
+	close(results)
+	first, nexts := 0, map[int64]bool{}
+	for r := range results {
+		if !r.Replayed {
+			first++
+		}
+		nexts[r.Next.ID] = true
+	}
+	seasons, _ := e.svc.Seasons(ctx)
+	if first != 1 || len(nexts) != 1 || len(seasons) != 2 {
+		t.Fatalf("%d first closes, next seasons %v, %d seasons; want 1, one, 2", first, nexts, len(seasons))
+	}
+	var prizes int
+	e.svc.pool.QueryRow(ctx, "SELECT count(*) FROM txns WHERE kind = 'prize'").Scan(&prizes)
+	if prizes != 3 {
+		t.Fatalf("%d prizes paid, want 3", prizes)
+	}
+	e.check(t)
+}
+
+func TestSeasons_CrashWhilePayingPrizesResumesOnce(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinAuto, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, _ := e.svc.EnsureSeason(ctx)
+	for i := range 3 {
+		e.award(t, e.member(t, fmt.Sprint(i+1)).Member, int64(10*(i+1)))
+	}
+	e.svc.afterPrize = func(rank int64) error {
+		if rank == 2 {
+			return errors.New("killed")
+		}
+		return nil
+	}
+	if _, err := e.svc.Close(ctx, season.ID, true); err == nil {
+		t.Fatal("the crash went unnoticed")
+	}
+	half, _ := e.svc.GetSeason(ctx, season.ID)
+	if half.Status != SeasonClosing {
+		t.Fatalf("status after the crash %s, want closing", half.Status)
+	}
+	if due, _ := e.svc.DueSeasons(ctx); len(due) != 1 {
+		t.Fatalf("the half-closed season is not due: %v", due)
+	}
+	// The next season is open already: awards count there meanwhile.
+	cur, err := e.svc.CurrentSeason(ctx)
+	if err != nil || cur.Number != 2 {
+		t.Fatalf("current %+v %v", cur, err)
+	}
+	e.svc.afterPrize = nil
+	res, err := e.svc.Close(ctx, season.ID, false)
+	if err != nil || !res.Replayed || res.Season.Status != SeasonClosed || res.Next.ID != cur.ID {
+		t.Fatalf("resumed close %+v %v", res, err)
+	}
+	var prizes, points int64
+	e.svc.pool.QueryRow(ctx, "SELECT count(*), sum(points) FROM txns WHERE kind = 'prize'").Scan(&prizes, &points)
+	if prizes != 3 || points != 900 {
+		t.Fatalf("%d prizes of %d points, want 3 of 900", prizes, points)
+	}
+	if seasons, _ := e.svc.Seasons(ctx); len(seasons) != 2 {
+		t.Fatalf("%d seasons, want 2", len(seasons))
+	}
+	e.check(t)
+}
+
+func TestRedisRanker_MatchesPostgresAndSurvivesAFlush(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinOptIn, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	opt, err := redis.ParseURL(tallytest.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	rr := NewRedisRanker(e.svc.pool, rdb)
+	pg := pgRanker{e.svc.pool}
+	season, _ := e.svc.EnsureSeason(ctx)
+	var members []int64
+	for i := range 60 {
+		m := e.member(t, fmt.Sprint(i+1)).Member
+		members = append(members, m)
+		if i%10 != 9 { // every tenth never joins
+			e.svc.Join(ctx, m)
+		}
+	}
+	compare := func(when string) {
+		t.Helper()
+		want, _ := pg.Top(ctx, season.ID, 100)
+		got, err := rr.Top(ctx, season.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(stripTimes(got)) != fmt.Sprint(stripTimes(want)) {
+			t.Fatalf("%s: redis top\n%v\npostgres\n%v", when, stripTimes(got), stripTimes(want))
+		}
+		for _, m := range members {
+			w, wok, _ := pg.Rank(ctx, season.ID, m)
+			g, gok, err := rr.Rank(ctx, season.ID, m)
+			if err != nil || wok != gok || w.Rank != g.Rank || w.Score != g.Score {
+				t.Fatalf("%s: member %d: redis %+v %v, postgres %+v %v (%v)", when, m, g, gok, w, wok, err)
+			}
+		}
+	}
+	round := func() {
+		for range 100 {
+			m := members[rand.IntN(len(members))]
+			e.award(t, m, int64(1+rand.IntN(3))) // small scores: many ties
+			e.clock.Advance(time.Duration(rand.IntN(2)) * time.Second)
+		}
+	}
+	round()
+	compare("first build")
+	round()
+	e.svc.Leave(ctx, members[0])
+	e.svc.Join(ctx, members[9])
+	compare("after changes")
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	round()
+	compare("after a flush")
+}
+
+func stripTimes(s []Standing) []Standing {
+	out := make([]Standing, len(s))
+	for i, st := range s {
+		out[i] = Standing{Rank: st.Rank, Member: st.Member, Score: st.Score}
+	}
+	return out
+}
