@@ -48,6 +48,7 @@ type Server struct {
 	wrap    func(http.Handler) http.Handler
 	mounts  []mount
 	audit   AuditLog
+	seasons SeasonService
 }
 
 type mount struct {
@@ -114,6 +115,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/members/{member}", s.guard(s.member))
 	mux.Handle("GET /v1/members/{member}/history", s.guard(s.history))
 	mux.Handle("GET /v1/audit", s.guard(s.auditLog))
+	mux.Handle("GET /v1/leaderboard", s.guard(s.leaderboard))
+	mux.Handle("GET /v1/seasons", s.guard(s.seasonList))
+	mux.Handle("GET /v1/seasons/current", s.guard(s.currentSeason))
+	mux.Handle("POST /v1/seasons/{id}/close", s.guard(s.closeSeason))
 	mux.Handle("/v1/", s.guard(func(w http.ResponseWriter, r *http.Request) error {
 		return tally.Errorf(tally.ENOTFOUND, "no admin API call %s %s", r.Method, r.URL.Path)
 	}))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/bot"
+	"github.com/tally-loyalty/tally/program"
 	"github.com/tally-loyalty/tally/tasks"
 )
 
@@ -27,7 +28,20 @@ const (
 	// TypeReconcile re-enqueues work recorded in Postgres and not done
 	// (Redis may have lost the jobs).
 	TypeReconcile = "reconcile"
+	// TypeCloseSeason closes a season whose end has passed; payload: its id,
+	// task id "season:close:<id>".
+	TypeCloseSeason = "season:close"
+	// TypeSeasonsDue runs at each season boundary of the programme's cadence
+	// (in its timezone) and enqueues the close of every season due.
+	TypeSeasonsDue = "season:due"
 )
+
+// seasonCron is when each cadence's seasons turn over.
+var seasonCron = map[string]string{
+	program.CadenceWeekly:    "0 0 * * 1",
+	program.CadenceMonthly:   "0 0 1 * *",
+	program.CadenceQuarterly: "0 0 1 1,4,7,10 *",
+}
 
 // Reconciliation: work older than ReconcileAge and still not done is handed
 // to the queue again every ReconcileEvery.
@@ -61,9 +75,17 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	q.Handle(TypePayClaim, asynq.HandlerFunc(j.payClaim))
 	q.Handle(TypeSend, asynq.HandlerFunc(j.send))
 	q.Handle(TypeReconcile, asynq.HandlerFunc(j.reconcile))
+	q.Handle(TypeCloseSeason, asynq.HandlerFunc(j.closeSeason))
+	q.Handle(TypeSeasonsDue, asynq.HandlerFunc(j.seasonsDue))
 	if _, err := q.scheduler.Register(ReconcileEvery, asynq.NewTask(TypeReconcile, nil),
 		asynq.TaskID("reconcile"), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
 		return nil, fmt.Errorf("schedule reconciler: %w", err)
+	}
+	if cfg := svc.Program().Seasons; cfg != nil && seasonCron[cfg.Cadence] != "" {
+		if _, err := q.scheduler.Register(seasonCron[cfg.Cadence], asynq.NewTask(TypeSeasonsDue, nil),
+			asynq.Queue(q.name), asynq.MaxRetry(5)); err != nil {
+			return nil, fmt.Errorf("schedule season rollover: %w", err)
+		}
 	}
 	svc.SetNotifier(j)
 	return j, nil
@@ -191,6 +213,7 @@ func (j *Jobs) Reconcile(ctx context.Context, age time.Duration) error {
 	for _, id := range due.Actions {
 		errs = append(errs, j.tasks.FinishAction(ctx, id))
 	}
+	errs = append(errs, j.enqueueDueSeasons(ctx))
 	if n := len(due.Claims) + len(due.Messages) + len(due.Actions); n > 0 {
 		j.log.Info("queue: reconciled overdue work", "claims", len(due.Claims), "messages", len(due.Messages), "actions", len(due.Actions))
 	}
@@ -215,3 +238,46 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 }
 
 const maxBackoff = 10 * time.Minute
+
+// CloseSeason enqueues the close of a season that has ended.
+func (j *Jobs) CloseSeason(ctx context.Context, id int64) error {
+	return j.enqueue(ctx, TypeCloseSeason, "season:close:"+strconv.FormatInt(id, 10), id, asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
+}
+
+// enqueueDueSeasons opens a season if the programme has seasons and none is
+// open, and enqueues the close of every season whose end has passed.
+func (j *Jobs) enqueueDueSeasons(ctx context.Context) error {
+	if j.tasks.Program().Seasons == nil {
+		return nil
+	}
+	if _, err := j.tasks.EnsureSeason(ctx); err != nil {
+		return err
+	}
+	due, err := j.tasks.DueSeasons(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range due {
+		errs = append(errs, j.CloseSeason(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+func (j *Jobs) seasonsDue(ctx context.Context, _ *asynq.Task) error { return j.enqueueDueSeasons(ctx) }
+
+func (j *Jobs) closeSeason(ctx context.Context, t *asynq.Task) error {
+	id, err := payloadID(t)
+	if err != nil {
+		return err
+	}
+	res, err := j.tasks.Close(ctx, id, false)
+	if code := tally.ErrorCode(err); err != nil && code != tally.EINTERNAL {
+		j.log.Error("queue: season cannot be closed", "season", id, "err", err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if err == nil && !res.Replayed {
+		j.log.Info("season closed", "season", res.Season.Number, "standings", len(res.Standings), "next", res.Next.Number)
+	}
+	return err
+}
