@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +126,7 @@ func (s *Server) Handler() http.Handler {
 	for _, m := range s.mounts {
 		h := m.h
 		if m.admin {
-			h = s.guard(func(w http.ResponseWriter, r *http.Request) error { m.h.ServeHTTP(w, r); return nil })
+			h = s.guardWith(func(w http.ResponseWriter, r *http.Request) error { m.h.ServeHTTP(w, r); return nil }, true)
 		}
 		mux.Handle(m.pattern, h)
 	}
@@ -155,17 +156,27 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // guard checks the admin token and renders a returned error.
-func (s *Server) guard(h handlerFunc) http.Handler {
+func (s *Server) guard(h handlerFunc) http.Handler { return s.guardWith(h, false) }
+
+// guardWith checks the admin token. Pages for browsers (the queue UI) also
+// take it as a Basic password, which a browser then sends by itself: there,
+// only same-origin requests may change anything.
+func (s *Server) guardWith(h handlerFunc, browser bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.admin {
 			s.writeError(w, r, tally.Errorf(tally.ENOTFOUND, "the admin API is disabled: set TALLY_ADMIN_TOKEN to enable it"))
 			return
 		}
-		if !s.authorized(r) {
-			// Browsers (the queue UI) answer the Basic challenge with a prompt.
+		if !s.authorized(r, browser) {
 			w.Header().Add("WWW-Authenticate", `Bearer realm="tally"`)
-			w.Header().Add("WWW-Authenticate", `Basic realm="tally"`)
+			if browser {
+				w.Header().Add("WWW-Authenticate", `Basic realm="tally"`)
+			}
 			s.writeError(w, r, tally.Errorf(tally.EUNAUTHORIZED, "send the admin token as Authorization: Bearer <TALLY_ADMIN_TOKEN>"))
+			return
+		}
+		if browser && r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
+			s.writeError(w, r, tally.Errorf(tally.EFORBIDDEN, "cross-site request refused"))
 			return
 		}
 		if err := h(w, r); err != nil {
@@ -174,15 +185,15 @@ func (s *Server) guard(h handlerFunc) http.Handler {
 	})
 }
 
-// authorized accepts the admin token as a bearer token, or as the password
-// of HTTP Basic authentication (any user name) for browsers.
-func (s *Server) authorized(r *http.Request) bool {
+// authorized accepts the admin token as a bearer token or, on browser pages,
+// as the password of HTTP Basic authentication (any user name).
+func (s *Server) authorized(r *http.Request, browser bool) bool {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok {
 		return false
 	}
-	if _, password, basic := r.BasicAuth(); basic {
+	if _, password, basic := r.BasicAuth(); basic && browser {
 		token = password
 	} else if !strings.EqualFold(scheme, "Bearer") {
 		return false
@@ -190,6 +201,20 @@ func (s *Server) authorized(r *http.Request) bool {
 	// Hashing first makes the comparison constant-time in the token's length too.
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
+}
+
+// sameOrigin reports whether a browser request comes from a page of this
+// server (Sec-Fetch-Site, else Origin; requests from tools send neither).
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
 }
 
 // statusOf maps an error code to its HTTP status (DESIGN.md, Admin API).
@@ -304,7 +329,7 @@ func (s *Server) award(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := s.ledger.Award(r.Context(), a)
-	s.record(r.Context(), adminEntry("award", a.Member, a.Points, a.Reason, a.Key, res, err))
+	s.record(context.WithoutCancel(r.Context()), adminEntry("award", a.Member, a.Points, a.Reason, a.Key, res, err))
 	if err != nil {
 		return err
 	}
@@ -321,7 +346,7 @@ func (s *Server) deduct(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := s.ledger.Deduct(r.Context(), d)
-	s.record(r.Context(), adminEntry("deduct", d.Member, d.Points, d.Reason, d.Key, res, err))
+	s.record(context.WithoutCancel(r.Context()), adminEntry("deduct", d.Member, d.Points, d.Reason, d.Key, res, err))
 	if err != nil {
 		return err
 	}
@@ -354,7 +379,7 @@ func (s *Server) awardBatch(w http.ResponseWriter, r *http.Request) error {
 		a := awards[i]
 		entries[i] = adminEntry("award", a.Member, a.Points, a.Reason, a.Key, br.Result, br.Err)
 	}
-	s.record(r.Context(), entries...)
+	s.record(context.WithoutCancel(r.Context()), entries...)
 	var ids []int64
 	for _, br := range results {
 		if br.Err == nil {

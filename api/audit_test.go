@@ -87,26 +87,44 @@ func TestAudit_AdminAndModeratorActionsNewestFirst(t *testing.T) {
 	}
 }
 
-func TestAdminToken_AsBasicPasswordForBrowsers(t *testing.T) {
+func TestAdminToken_AsBasicPasswordOnlyForBrowserPages(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/members/telegram:1", nil)
-	req.SetBasicAuth("admin", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) })
+	f := newFixture(t, api.WithHandler("/queues/", page, true))
+	send := func(method, path string, header map[string]string, password string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.srv.URL+path, nil)
+		req.SetBasicAuth("admin", password)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound { // authorized; the member does not exist
-		t.Fatalf("basic auth with the token: %d", resp.StatusCode)
+	if resp := send("GET", "/queues/", nil, token); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the queue page with the token as Basic password: %d", resp.StatusCode)
 	}
-	req.SetBasicAuth("admin", "wrong-token-wrong-token")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := send("GET", "/queues/", nil, "wrong-token-wrong-token")
 	if resp.StatusCode != http.StatusUnauthorized || len(resp.Header.Values("WWW-Authenticate")) != 2 {
 		t.Fatalf("wrong password: %d %v", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
+	}
+	// A browser sends Basic credentials to every page of the host by itself:
+	// the API takes only the bearer token, and the queue page refuses
+	// cross-site changes.
+	if resp := send("GET", "/v1/members/telegram:1", nil, token); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the API with Basic credentials: %d", resp.StatusCode)
+	}
+	if resp := send("POST", "/queues/api/queues/default:pause", map[string]string{"Sec-Fetch-Site": "cross-site"}, token); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site POST: %d", resp.StatusCode)
+	}
+	if resp := send("POST", "/queues/api/queues/default:pause", map[string]string{"Origin": "https://evil.example"}, token); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a POST from another origin: %d", resp.StatusCode)
+	}
+	if resp := send("POST", "/queues/api/queues/default:pause", map[string]string{"Sec-Fetch-Site": "same-origin"}, token); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a same-origin POST: %d", resp.StatusCode)
 	}
 }

@@ -59,6 +59,16 @@ type Reply struct {
 	// Buttons go under the message (Telegram inline keyboard, Discord button
 	// components); pressing one calls Router.Press with its Data.
 	Buttons []Button
+	// Embed, when set, is how platforms with cards (Discord) show the reply
+	// instead of Text; Text still holds everything for the others.
+	Embed *Embed
+}
+
+// Embed is a card: a title, lines of text and a footer.
+type Embed struct {
+	Title       string
+	Description string
+	Footer      string
 }
 
 // Button is an inline button. Data comes back when it is pressed: at most 64
@@ -188,8 +198,10 @@ type Ledger interface {
 	EnsureMember(ctx context.Context, platform, userID, name string) (ledger.Profile, error)
 	Member(ctx context.Context, ref ledger.MemberRef) (ledger.Member, ledger.Balance, error)
 	History(ctx context.Context, ref ledger.MemberRef, before int64, limit int) ([]ledger.Entry, bool, error)
+	Describe(ctx context.Context, ids []int64) (map[int64]ledger.Member, error)
 	NextExpiry(ctx context.Context, member int64) (ledger.Expiry, bool, error)
 	SetLocale(ctx context.Context, member int64, code string) error
+	SetSeenLocale(ctx context.Context, member int64, code string) error
 	SetNotify(ctx context.Context, member int64, on bool) error
 	CreateLinkCode(ctx context.Context, member int64, platform string) (string, time.Time, error)
 	Link(ctx context.Context, code string, caller int64) (ledger.LinkResult, error)
@@ -258,6 +270,7 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 		l := r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
 		return Reply{Text: l.T("error_internal", nil), Private: true}
 	}
+	r.noteLocale(ctx, profile, req.User.Locale)
 	call := &Call{Request: req, Member: profile, router: r,
 		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
 	reply := r.run(ctx, call)
@@ -284,6 +297,7 @@ func (r *Router) press(ctx context.Context, req Request, data string, submit boo
 		l := r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
 		return PressReply{Answer: l.T("error_internal", nil), Locale: l.Code()}
 	}
+	r.noteLocale(ctx, profile, req.User.Locale)
 	call := &Call{Request: req, Member: profile, router: r,
 		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
 	call.Moderator = r.isModerator(req)
@@ -306,6 +320,18 @@ func (r *Router) press(ctx context.Context, req Request, data string, submit boo
 		reply.Locale = call.L.Code()
 	}
 	return reply
+}
+
+// noteLocale remembers the language the member's chat app reports when it
+// changed, for messages Tally sends on its own later.
+func (r *Router) noteLocale(ctx context.Context, p ledger.Profile, platform string) {
+	code := r.catalog.Match(platform)
+	if code == "" || code == p.SeenLocale {
+		return
+	}
+	if err := r.ledger.SetSeenLocale(ctx, p.ID, code); err != nil {
+		r.log.Warn("chat: language not remembered", "member", p.ID, "err", err)
+	}
 }
 
 // isModerator reports whether the sender moderates by the programme file, or

@@ -111,6 +111,8 @@ func kindMessage(kind string) string {
 		return "history_kind_deduction"
 	case ledger.KindTask:
 		return "history_kind_task"
+	case "prize":
+		return "history_kind_prize"
 	case "expiry":
 		return "history_kind_expiry"
 	case "link_in", "link_out":

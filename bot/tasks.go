@@ -38,6 +38,9 @@ func (r *Router) UseTasks(t *tasks.Service) {
 		Run: func(ctx context.Context, c *Call) (Reply, error) { return moderateCmd(ctx, c, "deduct") }})
 	r.RegisterButton(ButtonHandler{Action: "approve", Moderator: true, Run: approveButton})
 	r.RegisterButton(ButtonHandler{Action: "reject", Moderator: true, Run: rejectButton})
+	if t.Program().Seasons != nil {
+		r.useSeasons()
+	}
 }
 
 func listTasks(ctx context.Context, c *Call) (Reply, error) {
@@ -303,14 +306,40 @@ func (c *Call) decide(ctx context.Context, arg string, approve bool, reason stri
 	return reply, nil
 }
 
+// inReviewChat reports whether a press came from the platform's review chat
+// (when one is set): review buttons work nowhere else.
+func (c *Call) inReviewChat() bool {
+	p := c.router.prog
+	switch c.User.Platform {
+	case "telegram":
+		return p.TelegramReviewChat == "" || c.ChatID == p.TelegramReviewChat
+	case "discord":
+		return p.DiscordReviewChannel == "" || c.ChatID == p.DiscordReviewChannel
+	}
+	return true
+}
+
 func approveButton(ctx context.Context, c *Call, arg string, _ bool, _ string) (PressReply, error) {
+	if !c.inReviewChat() {
+		return PressReply{Answer: c.L.T("error_button_unknown", nil)}, nil
+	}
 	return c.decide(ctx, arg, true, "", false)
 }
 
 func rejectButton(ctx context.Context, c *Call, arg string, submit bool, text string) (PressReply, error) {
+	if !c.inReviewChat() {
+		return PressReply{Answer: c.L.T("error_button_unknown", nil)}, nil
+	}
 	text = strings.TrimSpace(text)
 	if text == "-" {
 		text = ""
+	}
+	// Telegram cannot hold a reply to a length; a long reason is cut.
+	if r := []rune(text); len(text) > ledger.MaxReasonLen {
+		for len(string(r)) > ledger.MaxReasonLen-len("…") {
+			r = r[:len(r)-1]
+		}
+		text = string(r) + "…"
 	}
 	return c.decide(ctx, arg, false, text, !submit)
 }
@@ -322,6 +351,9 @@ func (r *Router) Render(ctx context.Context, m tasks.Message) (Outgoing, error) 
 		return Outgoing{}, fmt.Errorf("render %s: tasks are not enabled", m.Kind)
 	}
 	l := r.catalog.For(r.catalog.Resolve(m.Locale, "", r.prog.DefaultLocale))
+	if m.Kind == tasks.KindSeasonPrize || m.Kind == tasks.KindSeasonAnnounce {
+		return r.renderSeason(ctx, m, l)
+	}
 	out := Outgoing{UserID: m.UserID, ChatID: m.ChatID}
 	c, err := r.tasks.Get(ctx, m.Param("claim"))
 	if err != nil {

@@ -154,19 +154,23 @@ func TestTasks_ReviewButtons(t *testing.T) {
 		t.Fatalf("review post %+v", post)
 	}
 	// Members cannot press.
-	if r := e.router.Press(ctx, bot.Request{User: member}, "approve:1"); r.Edit != "" || !strings.Contains(r.Answer, "Moderator") {
+	if r := e.router.Press(ctx, bot.Request{User: member, ChatID: "-1001234"}, "approve:1"); r.Edit != "" || !strings.Contains(r.Answer, "Moderator") {
 		t.Fatalf("member press: %+v", r)
 	}
 	// A moderator cannot decide their own claim.
 	e.say(mod, "/claim share https://example.com/mine")
-	if r := e.router.Press(ctx, bot.Request{User: mod}, "approve:2"); r.Edit != "" || !strings.Contains(r.Answer, "own") {
+	if r := e.router.Press(ctx, bot.Request{User: mod, ChatID: "-1001234"}, "approve:2"); r.Edit != "" || !strings.Contains(r.Answer, "own") {
 		t.Fatalf("own claim: %+v", r)
 	}
-	r := e.router.Press(ctx, bot.Request{User: mod}, "approve:1")
+	// Review buttons work only in the review chat.
+	if r := e.router.Press(ctx, bot.Request{User: mod, ChatID: "-100999"}, "approve:1"); r.Edit != "" {
+		t.Fatalf("a press outside the review chat decided: %+v", r)
+	}
+	r := e.router.Press(ctx, bot.Request{User: mod, ChatID: "-1001234"}, "approve:1")
 	if !strings.Contains(r.Edit, "Approved by Mo") || r.Answer == "" {
 		t.Fatalf("approve: %+v", r)
 	}
-	r = e.router.Press(ctx, bot.Request{User: mod2}, "reject:1")
+	r = e.router.Press(ctx, bot.Request{User: mod2, ChatID: "-1001234"}, "reject:1")
 	if r.Ask != nil || !strings.Contains(r.Answer, "Mo") || !strings.Contains(r.Edit, "Approved by Mo") {
 		t.Fatalf("late reject: %+v", r)
 	}
@@ -174,14 +178,14 @@ func TestTasks_ReviewButtons(t *testing.T) {
 		t.Fatalf("%d payments handed on", len(e.queue.pays))
 	}
 	// Reject asks for a reason first.
-	r = e.router.Press(ctx, bot.Request{User: mod2}, "reject:2")
+	r = e.router.Press(ctx, bot.Request{User: mod2, ChatID: "-1001234"}, "reject:2")
 	if r.Ask == nil || r.Ask.Data != "reject:2" || !r.Ask.Optional || r.Edit != "" {
 		t.Fatalf("reject press: %+v", r)
 	}
 	if c, _ := e.tasks.Get(ctx, 2); c.Status != tasks.Pending {
 		t.Fatalf("the press alone decided: %s", c.Status)
 	}
-	r = e.router.Submit(ctx, bot.Request{User: mod2}, "reject:2", "private profile")
+	r = e.router.Submit(ctx, bot.Request{User: mod2, ChatID: "-1001234"}, "reject:2", "private profile")
 	if !strings.Contains(r.Edit, "Rejected by Max: private profile") {
 		t.Fatalf("reject: %+v", r)
 	}
@@ -189,7 +193,7 @@ func TestTasks_ReviewButtons(t *testing.T) {
 	if out.UserID != "900" || !strings.Contains(out.Text, "private profile") {
 		t.Fatalf("rejection message %+v", out)
 	}
-	if r := e.router.Press(ctx, bot.Request{User: mod}, "explode:1"); !strings.Contains(r.Answer, "button") {
+	if r := e.router.Press(ctx, bot.Request{User: mod, ChatID: "-1001234"}, "explode:1"); !strings.Contains(r.Answer, "button") {
 		t.Fatalf("unknown button: %+v", r)
 	}
 }

@@ -23,6 +23,8 @@ type Profile struct {
 	Name   string
 	Locale string // "" until the member chooses one with /lang
 	Notify bool
+	// SeenLocale is the language their chat app last reported ("" if none).
+	SeenLocale string
 }
 
 // EnsureMember returns the member behind a platform identity, creating it on
@@ -38,20 +40,23 @@ func (s *Service) EnsureMember(ctx context.Context, platform, userID, name strin
 	}
 	name = clipName(name)
 	var p Profile
-	var locale *string
+	var locale, seen *string
 	// The name is written only when it changed, so a chat command is a read.
 	// The member wrote to the bot, so the platform can reach them again.
 	err = s.pool.QueryRow(ctx, `WITH upd AS (
 			UPDATE members SET name = CASE WHEN $2 <> '' THEN $2 ELSE name END, unreachable = false
 			WHERE id = $1 AND ((name IS DISTINCT FROM $2 AND $2 <> '') OR unreachable)
 		)
-		SELECT id, CASE WHEN $2 <> '' THEN $2 ELSE name END, locale, notify FROM members WHERE id = $1`, ids[0], name).
-		Scan(&p.ID, &p.Name, &locale, &p.Notify)
+		SELECT id, CASE WHEN $2 <> '' THEN $2 ELSE name END, locale, notify, seen_locale FROM members WHERE id = $1`, ids[0], name).
+		Scan(&p.ID, &p.Name, &locale, &p.Notify, &seen)
 	if err != nil {
 		return Profile{}, fmt.Errorf("read member: %w", err)
 	}
 	if locale != nil {
 		p.Locale = *locale
+	}
+	if seen != nil {
+		p.SeenLocale = *seen
 	}
 	return p, nil
 }
@@ -73,6 +78,14 @@ func (s *Service) SetLocale(ctx context.Context, member int64, code string) erro
 	}
 	if _, err := s.pool.Exec(ctx, "UPDATE members SET locale = $2 WHERE id = $1", member, v); err != nil {
 		return fmt.Errorf("set locale: %w", err)
+	}
+	return nil
+}
+
+// SetSeenLocale remembers the language the member's chat app reports.
+func (s *Service) SetSeenLocale(ctx context.Context, member int64, code string) error {
+	if _, err := s.pool.Exec(ctx, "UPDATE members SET seen_locale = $2 WHERE id = $1", member, code); err != nil {
+		return fmt.Errorf("set seen locale: %w", err)
 	}
 	return nil
 }

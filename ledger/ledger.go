@@ -531,6 +531,20 @@ func (s *Service) deduct(ctx context.Context, d Deduction, internal bool) (res R
 	}
 }
 
+// Lookup returns the transaction stored under an idempotency key; ok is
+// false when there is none.
+func (s *Service) Lookup(ctx context.Context, key string) (res Result, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT id, member_id, abs(points), balance_after, created_at FROM txns WHERE idempotency_key = $1`, key).
+		Scan(&res.TxnID, &res.MemberID, &res.Points, &res.Balance, &res.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return res, true, nil
+}
+
 func (s *Service) keyExists(ctx context.Context, key string) (bool, error) {
 	var exists bool
 	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM txns WHERE idempotency_key = $1)", key).Scan(&exists)

@@ -87,6 +87,15 @@ func sampleData(l *Localizer) map[string]any {
 		"Reset":      l.DateTime(time.Date(2027, 3, 6, 0, 0, 0, 0, time.UTC), time.UTC),
 		"Available":  l.Number(12),
 		"Max":        l.Number(9007199254740991),
+		// Seasons and leaderboards.
+		"Number": l.Number(3),
+		"Name":   l.T("season_default_name", map[string]any{"Number": l.Number(3)}),
+		"Next":   l.T("season_default_name", map[string]any{"Number": l.Number(4)}),
+		"Start":  l.Date(time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC), time.UTC),
+		"End":    l.DateTime(time.Date(2027, 4, 1, 0, 0, 0, 0, time.UTC), time.UTC),
+		"Score":  l.Number(860),
+		"Rank":   l.Number(2),
+		"Place":  "🥈",
 	}
 }
 

@@ -77,8 +77,10 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	q.Handle(TypeReconcile, asynq.HandlerFunc(j.reconcile))
 	q.Handle(TypeCloseSeason, asynq.HandlerFunc(j.closeSeason))
 	q.Handle(TypeSeasonsDue, asynq.HandlerFunc(j.seasonsDue))
+	// Unique, not a task id: a task id stays taken while a failed run sits in
+	// the archive, which would stop the reconciler for good.
 	if _, err := q.scheduler.Register(ReconcileEvery, asynq.NewTask(TypeReconcile, nil),
-		asynq.TaskID("reconcile"), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
+		asynq.Unique(50*time.Second), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
 		return nil, fmt.Errorf("schedule reconciler: %w", err)
 	}
 	if cfg := svc.Program().Seasons; cfg != nil && seasonCron[cfg.Cadence] != "" {
@@ -106,10 +108,20 @@ func payloadID(t *asynq.Task) (int64, error) {
 func (j *Jobs) enqueue(ctx context.Context, typ, taskID string, id int64, opts ...asynq.Option) error {
 	opts = append(opts, asynq.TaskID(taskID), asynq.Queue(j.q.name))
 	_, err := j.q.client.EnqueueContext(ctx, asynq.NewTask(typ, idPayload(id)), opts...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
 	}
-	return err
+	// An archived task (out of retries) keeps its id for months: the work is
+	// still due in Postgres, so run it again.
+	info, ierr := j.q.inspector.GetTaskInfo(j.q.name, taskID)
+	if ierr != nil || info.State != asynq.TaskStateArchived {
+		return nil // queued, running or waiting to retry: it will happen
+	}
+	if err := j.q.inspector.RunTask(j.q.name, taskID); err != nil {
+		return fmt.Errorf("rerun archived job %s: %w", taskID, err)
+	}
+	j.log.Info("queue: archived job run again", "task", taskID)
+	return nil
 }
 
 // PayClaim enqueues the payment of an approved claim.
@@ -176,7 +188,13 @@ func (j *Jobs) send(ctx context.Context, t *asynq.Task) error {
 				return merr
 			}
 		}
-		j.log.Info("queue: recipient unreachable, message skipped", "message", id, "platform", m.Platform, "err", err)
+		if m.ChatID != "" {
+			// A review or announcement chat the bot cannot post in needs an operator.
+			j.log.Error("queue: cannot post in the chat; check the programme file and the bot's rights there",
+				"message", id, "platform", m.Platform, "chat", m.ChatID, "err", err)
+		} else {
+			j.log.Info("queue: recipient unreachable, message skipped", "message", id, "platform", m.Platform, "err", err)
+		}
 		return j.tasks.Finish(ctx, id, tasks.Skipped, err.Error())
 	case errors.As(err, &limited):
 		return err // not a failure of the message: retried after the platform's delay
@@ -193,7 +211,11 @@ func (j *Jobs) send(ctx context.Context, t *asynq.Task) error {
 }
 
 func (j *Jobs) reconcile(ctx context.Context, _ *asynq.Task) error {
-	return j.Reconcile(ctx, ReconcileAge)
+	// The next run comes in a minute; a failure is logged, not retried.
+	if err := j.Reconcile(ctx, ReconcileAge); err != nil {
+		j.log.Error("queue: reconciling failed; next try in a minute", "err", err)
+	}
+	return nil
 }
 
 // Reconcile hands overdue work (older than age) to the queue again and

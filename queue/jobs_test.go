@@ -343,3 +343,38 @@ type queueless struct{}
 
 func (queueless) PayClaim(context.Context, int64) error { return nil }
 func (queueless) Send(context.Context, int64) error     { return nil }
+
+func TestJobs_ArchivedJobIsRunAgainByTheReconciler(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	var failed sync.Once
+	archived := make(chan struct{})
+	// The first payment job fails for good (out of retries): asynq archives
+	// it, and its task id stays taken.
+	failOnce := func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+			if task.Type() == queue.TypePayClaim {
+				var err error
+				failed.Do(func() { err = fmt.Errorf("postgres gone: %w", asynq.SkipRetry); close(archived) })
+				if err != nil {
+					return err
+				}
+			}
+			return next.ProcessTask(ctx, task)
+		})
+	}
+	_, jobs := e.start(t, failOnce)
+	who := e.member(t, "1")
+	if _, err := e.tasks.Claim(context.Background(), who, "checkin", ""); err != nil {
+		t.Fatal(err)
+	}
+	<-archived
+	time.Sleep(200 * time.Millisecond)
+	if got := e.balance(t, who.Member); got != 0 {
+		t.Fatalf("balance %d before reconciling", got)
+	}
+	if err := jobs.Reconcile(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the claim paid after reconciling", func() bool { return e.balance(t, who.Member) == 10 })
+}

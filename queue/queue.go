@@ -27,6 +27,7 @@ type Queue struct {
 	opt       asynq.RedisConnOpt
 	url       string
 	client    *asynq.Client
+	inspector *asynq.Inspector
 	rdb       redis.UniversalClient
 	server    *asynq.Server
 	scheduler *asynq.Scheduler
@@ -72,7 +73,8 @@ func New(ctx context.Context, redisURL string, cfg Config, log *slog.Logger) (*Q
 	if !ok {
 		return nil, fmt.Errorf("REDIS_URL: unsupported connection type")
 	}
-	q := &Queue{opt: opt, url: redisURL, rdb: rdb, client: asynq.NewClient(opt), mux: asynq.NewServeMux(), log: log, name: cfg.Name}
+	q := &Queue{opt: opt, url: redisURL, rdb: rdb, client: asynq.NewClient(opt), inspector: asynq.NewInspector(opt),
+		mux: asynq.NewServeMux(), log: log, name: cfg.Name}
 	if err := q.Ping(ctx); err != nil {
 		q.Close()
 		return nil, Unreachable(redisURL, err)
@@ -125,6 +127,9 @@ func (q *Queue) Handle(taskType string, h asynq.Handler) { q.mux.Handle(taskType
 // Use wraps every job handler in mw (logging, metrics, tests). Call before Start.
 func (q *Queue) Use(mw asynq.MiddlewareFunc) { q.mux.Use(mw) }
 
+// Redis returns the queue's Redis client (other Redis users share it).
+func (q *Queue) Redis() redis.UniversalClient { return q.rdb }
+
 // RedisConnOpt returns the Redis the queue runs on (for the queue web UI).
 func (q *Queue) RedisConnOpt() asynq.RedisConnOpt { return q.opt }
 
@@ -154,6 +159,7 @@ func (q *Queue) Shutdown() {
 // Close releases the client connections.
 func (q *Queue) Close() {
 	q.client.Close()
+	q.inspector.Close()
 	q.rdb.Close()
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -45,6 +47,7 @@ func RedisURL() string {
 const templateLockKey = 0x7a11_7e57
 
 var (
+	templateMu   sync.Mutex // guards templateOnce, which a vanished template resets
 	templateOnce sync.Once
 	templateName string
 	templateErr  error
@@ -64,6 +67,8 @@ func withDatabase(raw, name string) string {
 // exists and returns its name. It is kept between runs (it is named after the
 // schema's checksum) and templates of older schemas are dropped.
 func template(ctx context.Context) (string, error) {
+	templateMu.Lock()
+	defer templateMu.Unlock()
 	templateOnce.Do(func() {
 		sum, err := postgres.SchemaChecksum()
 		if err != nil {
@@ -139,7 +144,23 @@ func DatabaseURL(t testing.TB) string {
 		t.Fatalf("tallytest: connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tpl}.Sanitize()); err != nil {
+	for attempt := 1; ; attempt++ {
+		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tpl}.Sanitize())
+		if err == nil {
+			break
+		}
+		// A test run of another checkout, with another schema, dropped this
+		// template as stale between its check and our clone: build it again.
+		var pgErr *pgconn.PgError
+		if attempt < 3 && errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+			templateMu.Lock()
+			templateOnce = sync.Once{}
+			templateMu.Unlock()
+			if tpl, err = template(ctx); err != nil {
+				t.Fatalf("tallytest: template database: %v", err)
+			}
+			continue
+		}
 		t.Fatalf("tallytest: create database: %v", err)
 	}
 	t.Cleanup(func() {

@@ -158,6 +158,20 @@ func (s *Service) Claim(ctx context.Context, who Claimant, taskKey, evidence str
 				return &Refused{Why: RefusedFull, Task: t}
 			}
 		}
+		// One claim per person and period, also when /link joined two of
+		// their accounts: claims of merged-away accounts count, and the
+		// member's row orders concurrent claims.
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM members WHERE id = $1 FOR UPDATE", c.Member); err != nil {
+			return fmt.Errorf("lock member: %w", err)
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM claims WHERE task_key = $1 AND period = $2 AND status <> 'rejected'
+			AND member_id IN (`+sameMemberIDs("$3")+`))`, c.Task, c.Period, c.Member).Scan(&taken); err != nil {
+			return fmt.Errorf("read claims: %w", err)
+		}
+		if taken {
+			return &Refused{Why: RefusedAlready, Task: t, Next: next}
+		}
 		err := tx.QueryRow(ctx, `INSERT INTO claims (task_key, member_id, period, points, evidence, platform, user_id, locale,
 				status, created_at, decided_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
@@ -220,6 +234,12 @@ func (s *Service) full(ctx context.Context, tx pgx.Tx, t *program.Task, lock boo
 		return false, fmt.Errorf("count approved claims: %w", err)
 	}
 	return n >= t.Limit, nil
+}
+
+// sameMemberIDs selects the member $1 and every account /link merged into it
+// (merges are one hop: ledger_link re-points older merges to the survivor).
+func sameMemberIDs(param string) string {
+	return "SELECT id FROM members WHERE id = " + param + " OR merged_into = " + param
 }
 
 const claimColumns = `c.id, c.task_key, c.member_id, m.name, c.period, c.points, c.evidence, c.platform, c.user_id, c.locale,
@@ -444,7 +464,7 @@ func (s *Service) Board(ctx context.Context, member int64) ([]TaskState, error) 
 	}
 	rows, err := s.pool.Query(ctx, "SELECT "+claimColumns+claimFrom+`
 		JOIN unnest($2::text[], $3::text[]) AS w(k, p) ON c.task_key = w.k AND c.period = w.p
-		WHERE c.member_id = $1 ORDER BY c.id`, member, keys, periods)
+		WHERE c.member_id IN (`+sameMemberIDs("$1")+`) ORDER BY c.id`, member, keys, periods)
 	if err != nil {
 		return nil, fmt.Errorf("read claims: %w", err)
 	}

@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -81,8 +80,9 @@ func (s *Service) moderate(ctx context.Context, mod Actor, action string, target
 				return fmt.Errorf("lock moderator: %w", err)
 			}
 			var used int64
+			// Awards made today from an account since merged by /link count too.
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(points), 0) FROM audit_log
-				WHERE actor_member = $1 AND day = $2 AND action = 'award' AND outcome IN ('pending', 'ok')`,
+				WHERE actor_member IN (`+sameMemberIDs("$1")+`) AND day = $2 AND action = 'award' AND outcome IN ('pending', 'ok')`,
 				mod.Member, s.day(now)).Scan(&used); err != nil {
 				return fmt.Errorf("read daily awards: %w", err)
 			}
@@ -139,27 +139,25 @@ func (s *Service) carryOut(ctx context.Context, id int64, action string, target 
 	return res, err
 }
 
-// FinishAction completes a moderator action a crash left pending.
+// FinishAction settles a moderator action a crash or an error left pending.
+// It never pays: the moderator was told it failed (or saw nothing), and may
+// have tried again. If the ledger holds the payment, the action is recorded
+// as done; otherwise as interrupted, which frees its part of the daily limit.
 func (s *Service) FinishAction(ctx context.Context, id int64) error {
-	var action, target, reason string
-	var points int64
-	err := s.pool.QueryRow(ctx, "SELECT action, target, points, reason FROM audit_log WHERE id = $1 AND outcome = 'pending'", id).
-		Scan(&action, &target, &points, &reason)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read action: %w", err)
-	}
-	ref, err := ledger.ParseMemberRef(target)
+	res, paid, err := s.ledger.Lookup(ctx, ActionKey(id))
 	if err != nil {
 		return err
 	}
-	_, err = s.carryOut(ctx, id, action, ref, points, reason)
-	if code := tally.ErrorCode(err); code != tally.EINTERNAL {
-		return nil // the outcome (ok or a refusal) is recorded
+	outcome := "interrupted"
+	var txn, member *int64
+	if paid {
+		outcome, txn, member = "ok", &res.TxnID, &res.MemberID
 	}
-	return err
+	if _, err := s.pool.Exec(ctx, `UPDATE audit_log SET outcome = $2, txn_id = $3, target_member = coalesce($4, target_member)
+		WHERE id = $1 AND outcome = 'pending'`, id, outcome, txn, member); err != nil {
+		return fmt.Errorf("settle action: %w", err)
+	}
+	return nil
 }
 
 // AuditEntry is one moderator or admin action.

@@ -68,20 +68,22 @@ func (r pgRanker) Rank(ctx context.Context, season, member int64) (Standing, boo
 // copy never goes back in time, and a board found missing (a Redis flush) is
 // rebuilt from Postgres while reads fall back to Postgres.
 type RedisRanker struct {
-	pool *pgxpool.Pool
-	rdb  redis.UniversalClient
-	pg   pgRanker
+	pool   *pgxpool.Pool
+	rdb    redis.UniversalClient
+	pg     pgRanker
+	prefix string
 }
 
-// NewRedisRanker returns a ranker on the Redis at rdb.
-func NewRedisRanker(pool *pgxpool.Pool, rdb redis.UniversalClient) *RedisRanker {
-	return &RedisRanker{pool: pool, rdb: rdb, pg: pgRanker{pool}}
+// NewRedisRanker returns a ranker on the Redis at rdb whose keys start with
+// prefix ("tally:board:"; benchmarks use their own).
+func NewRedisRanker(pool *pgxpool.Pool, rdb redis.UniversalClient, prefix string) *RedisRanker {
+	return &RedisRanker{pool: pool, rdb: rdb, pg: pgRanker{pool}, prefix: prefix}
 }
 
-func boardKey(season int64) string   { return "tally:board:" + strconv.FormatInt(season, 10) }
-func membersKey(season int64) string { return boardKey(season) + ":members" }
-func markKey(season int64) string    { return boardKey(season) + ":mark" }
-func buildKey(season int64) string   { return boardKey(season) + ":building" }
+func (r *RedisRanker) boardKey(season int64) string   { return r.prefix + strconv.FormatInt(season, 10) }
+func (r *RedisRanker) membersKey(season int64) string { return r.boardKey(season) + ":members" }
+func (r *RedisRanker) markKey(season int64) string    { return r.boardKey(season) + ":mark" }
+func (r *RedisRanker) buildKey(season int64) string   { return r.boardKey(season) + ":building" }
 
 // boardMember encodes a place in the sorted set: among equal scores Redis
 // orders members by their bytes, and a reverse range puts the greater first,
@@ -132,7 +134,7 @@ type scoreRow struct {
 
 // sync brings the board up to date; ready is false while it is being rebuilt.
 func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err error) {
-	mark, err := r.rdb.Get(ctx, markKey(season)).Result()
+	mark, err := r.rdb.Get(ctx, r.markKey(season)).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, r.rebuild(ctx, season)
 	}
@@ -171,7 +173,7 @@ func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err e
 		return false, err
 	}
 	if hi != "" && hi != mark {
-		if err := markScript.Run(ctx, r.rdb, []string{markKey(season)}, hi).Err(); err != nil {
+		if err := markScript.Run(ctx, r.rdb, []string{r.markKey(season)}, hi).Err(); err != nil {
 			return false, err
 		}
 	}
@@ -179,7 +181,7 @@ func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err e
 }
 
 func (r *RedisRanker) apply(ctx context.Context, season int64, changes []scoreRow) error {
-	keys := []string{boardKey(season), membersKey(season)}
+	keys := []string{r.boardKey(season), r.membersKey(season)}
 	for from := 0; from < len(changes); from += 1000 {
 		pipe := r.rdb.Pipeline()
 		for _, c := range changes[from:min(from+1000, len(changes))] {
@@ -199,16 +201,16 @@ func (r *RedisRanker) apply(ctx context.Context, season int64, changes []scoreRo
 // rebuild copies a season's board from Postgres into Redis. One instance
 // builds at a time; the others read Postgres meanwhile.
 func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
-	ok, err := r.rdb.SetNX(ctx, buildKey(season), "1", 5*time.Minute).Result()
+	ok, err := r.rdb.SetNX(ctx, r.buildKey(season), "1", 5*time.Minute).Result()
 	if err != nil || !ok {
 		return err
 	}
-	defer r.rdb.Del(context.Background(), buildKey(season))
+	defer r.rdb.Del(context.Background(), r.buildKey(season))
 	var hi string
 	if err := r.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&hi); err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	if err := r.rdb.Del(ctx, boardKey(season), membersKey(season)).Err(); err != nil {
+	if err := r.rdb.Del(ctx, r.boardKey(season), r.membersKey(season)).Err(); err != nil {
 		return err
 	}
 	rows, err := r.pool.Query(ctx, `SELECT member_id, score, reached_at, joined, xid::text FROM season_scores WHERE season_id = $1`, season)
@@ -237,7 +239,7 @@ func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
 		return err
 	}
 	// Changes by transactions running when the copy started come next sync.
-	return r.rdb.Set(ctx, markKey(season), hi, 0).Err()
+	return r.rdb.Set(ctx, r.markKey(season), hi, 0).Err()
 }
 
 // Top returns the first n places from Redis, or from Postgres while the
@@ -247,7 +249,7 @@ func (r *RedisRanker) Top(ctx context.Context, season int64, n int) ([]Standing,
 	if err != nil || !ready {
 		return r.pg.Top(ctx, season, n)
 	}
-	zs, err := r.rdb.ZRevRangeWithScores(ctx, boardKey(season), 0, int64(n-1)).Result()
+	zs, err := r.rdb.ZRevRangeWithScores(ctx, r.boardKey(season), 0, int64(n-1)).Result()
 	if err != nil {
 		return r.pg.Top(ctx, season, n)
 	}
@@ -269,7 +271,7 @@ func (r *RedisRanker) Rank(ctx context.Context, season, member int64) (Standing,
 	if err != nil || !ready {
 		return r.pg.Rank(ctx, season, member)
 	}
-	cur, err := r.rdb.HGet(ctx, membersKey(season), strconv.FormatInt(member, 10)).Result()
+	cur, err := r.rdb.HGet(ctx, r.membersKey(season), strconv.FormatInt(member, 10)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Standing{}, false, nil
 	}
@@ -281,8 +283,8 @@ func (r *RedisRanker) Rank(ctx context.Context, season, member int64) (Standing,
 		return Standing{}, false, nil
 	}
 	pipe := r.rdb.Pipeline()
-	rank := pipe.ZRevRank(ctx, boardKey(season), z)
-	score := pipe.ZScore(ctx, boardKey(season), z)
+	rank := pipe.ZRevRank(ctx, r.boardKey(season), z)
+	score := pipe.ZScore(ctx, r.boardKey(season), z)
 	if _, err := pipe.Exec(ctx); err != nil {
 		if errors.Is(err, redis.Nil) {
 			return Standing{}, false, nil

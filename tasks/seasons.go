@@ -438,7 +438,7 @@ func (s *Service) announceChats() []reviewChat {
 func (s *Service) recordToMember(ctx context.Context, tx pgx.Tx, dedupe string, member int64, kind string, params map[string]any) (int64, error) {
 	var platform, userID string
 	var locale *string
-	err := tx.QueryRow(ctx, `SELECT i.platform, i.user_id, m.locale FROM members m
+	err := tx.QueryRow(ctx, `SELECT i.platform, i.user_id, coalesce(m.locale, m.seen_locale) FROM members m
 		JOIN identities i ON i.member_id = m.id AND i.platform <> 'console'
 		WHERE m.id = $1 ORDER BY i.created_at DESC LIMIT 1`, member).Scan(&platform, &userID, &locale)
 	if errors.Is(err, pgx.ErrNoRows) {

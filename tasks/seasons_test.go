@@ -334,7 +334,7 @@ func TestRedisRanker_MatchesPostgresAndSurvivesAFlush(t *testing.T) {
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	rr := NewRedisRanker(e.svc.pool, rdb)
+	rr := NewRedisRanker(e.svc.pool, rdb, "tally:board:")
 	pg := pgRanker{e.svc.pool}
 	season, _ := e.svc.EnsureSeason(ctx)
 	var members []int64

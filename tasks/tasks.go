@@ -66,6 +66,9 @@ type nopNotifier struct{}
 func (nopNotifier) PayClaim(context.Context, int64) error { return nil }
 func (nopNotifier) Send(context.Context, int64) error     { return nil }
 
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.clock.Now() }
+
 func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
 
 // Period names the period of a task's recurrence that t falls in, in the

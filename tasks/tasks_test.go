@@ -571,32 +571,52 @@ func TestModerator_DailyLimitUnderConcurrentAwards(t *testing.T) {
 	e.check(t)
 }
 
-func TestModerator_PendingActionIsFinishedOnce(t *testing.T) {
+func TestModerator_PendingActionIsSettledNeverPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	mod := e.member(t, "900")
-	// A crash after the action was recorded, before the ledger call.
-	var id int64
-	err := e.svc.pool.QueryRow(ctx, `INSERT INTO audit_log (at, actor_kind, actor_member, action, target, points, reason, outcome, day)
-		VALUES ($1, 'moderator', $2, 'award', 'telegram:55', 700, 'crash', 'pending', $3) RETURNING id`,
-		e.clock.Now(), mod.Member, e.svc.day(e.clock.Now())).Scan(&id)
-	if err != nil {
+	pending := func(target string) int64 {
+		var id int64
+		err := e.svc.pool.QueryRow(ctx, `INSERT INTO audit_log (at, actor_kind, actor_member, action, target, points, reason, outcome, day)
+			VALUES ($1, 'moderator', $2, 'award', $3, 700, 'crash', 'pending', $4) RETURNING id`,
+			e.clock.Now(), mod.Member, target, e.svc.day(e.clock.Now())).Scan(&id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// A crash after the action was recorded, before the ledger call: the
+	// moderator saw an error and may award again, so it is never paid later.
+	before := pending("telegram:55")
+	// A crash after the ledger call, before the outcome was written.
+	after := pending("telegram:56")
+	if _, err := e.ledger.AwardInternal(ctx, ledger.KindAward, ledger.Award{Member: ledger.MemberRef{Platform: "telegram", UserID: "56"},
+		Points: 700, Reason: "crash", Key: ActionKey(after)}); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(2 * time.Minute)
 	due, err := e.svc.Overdue(ctx, time.Minute, 10)
-	if err != nil || len(due.Actions) != 1 || due.Actions[0] != id {
+	if err != nil || len(due.Actions) != 2 {
 		t.Fatalf("overdue %+v %v", due, err)
 	}
 	for range 2 {
-		if err := e.svc.FinishAction(ctx, id); err != nil {
-			t.Fatal(err)
+		for _, id := range due.Actions {
+			if err := e.svc.FinishAction(ctx, id); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	_, b, err := e.ledger.Member(ctx, ledger.MemberRef{Platform: "telegram", UserID: "55"})
-	if err != nil || b.Available != 700 {
-		t.Fatalf("balance %+v %v, want 700 once", b, err)
+	if _, _, err := e.ledger.Member(ctx, ledger.MemberRef{Platform: "telegram", UserID: "55"}); tally.ErrorCode(err) != tally.ENOTFOUND {
+		t.Fatalf("the interrupted award was paid: %v", err)
+	}
+	entries, _, _ := e.svc.Audit(ctx, 0, 10)
+	got := map[int64]string{}
+	for _, en := range entries {
+		got[en.ID] = en.Outcome
+	}
+	if got[before] != "interrupted" || got[after] != "ok" {
+		t.Fatalf("outcomes %v", got)
 	}
 	if due, _ := e.svc.Overdue(ctx, time.Minute, 10); len(due.Actions) != 0 {
 		t.Fatalf("still overdue: %+v", due)

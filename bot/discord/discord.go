@@ -377,6 +377,9 @@ func requestOf(i *discordgo.Interaction) (bot.Request, bool) {
 	}, true
 }
 
+// embedColor is the accent of Tally's embeds (gold).
+const embedColor = 0xF1C40F
+
 // command runs a slash command and renders its reply as a type-4 response.
 func (a *Adapter) command(ctx context.Context, i *discordgo.Interaction, req bot.Request) *discordgo.InteractionResponse {
 	data := i.ApplicationCommandData()
@@ -385,6 +388,13 @@ func (a *Adapter) command(ctx context.Context, i *discordgo.Interaction, req bot
 	reply := a.cfg.Router.Handle(ctx, req)
 	rd := &discordgo.InteractionResponseData{Content: reply.Text, AllowedMentions: noMentions(),
 		Components: components(reply.Buttons)}
+	if e := reply.Embed; e != nil {
+		rd.Content = ""
+		rd.Embeds = []*discordgo.MessageEmbed{{Title: e.Title, Description: e.Description, Color: embedColor}}
+		if e.Footer != "" {
+			rd.Embeds[0].Footer = &discordgo.MessageEmbedFooter{Text: e.Footer}
+		}
+	}
 	if reply.Private {
 		rd.Flags = discordgo.MessageFlagsEphemeral
 	}

@@ -212,7 +212,10 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 		Command: cmd,
 		Args:    args,
 	}
-	if rt := msg.ReplyToMessage; rt != nil && rt.From != nil && !rt.From.IsBot {
+	// In a forum topic, Telegram puts the topic's opening message in
+	// reply_to_message when nobody was replied to: that is no reply.
+	if rt := msg.ReplyToMessage; rt != nil && rt.From != nil && !rt.From.IsBot && rt.ForumTopicCreated == nil &&
+		!(msg.IsTopicMessage && rt.ID == msg.MessageThreadID) {
 		u := userOf(rt.From)
 		req.ReplyTo = &u
 	}

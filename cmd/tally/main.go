@@ -168,7 +168,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	router := bot.NewRouter(l, catalog, prog, log)
 	taskSvc := tasks.New(pool, l, prog, tally.SystemClock{}, log)
+	taskSvc.SetRanker(tasks.NewRedisRanker(pool, q.Redis(), "tally:board:"))
 	router.UseTasks(taskSvc)
+	if prog.Seasons != nil {
+		season, err := taskSvc.EnsureSeason(ctx)
+		if err != nil {
+			q.Close()
+			return fmt.Errorf("open a season: %w", err)
+		}
+		// Build the season's Redis board now rather than on the first read.
+		go func() {
+			if _, err := taskSvc.Leaderboard(ctx, season, 1, 0); err != nil {
+				log.Warn("leaderboard not warmed", "err", err)
+			}
+		}()
+	}
 	if prog.TelegramReviewChat == "" && prog.DiscordReviewChannel == "" {
 		for _, t := range prog.Tasks {
 			if t.Approval == program.ApprovalManual {
@@ -180,6 +194,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	apiOpts := []api.Option{
 		api.WithAdminToken(cfg.AdminToken),
 		api.WithAudit(taskSvc),
+		api.WithSeasons(taskSvc),
 		// The queue's web UI, behind the admin token (a browser asks for it
 		// as a password).
 		api.WithHandler("/queues/", asynqmon.New(asynqmon.Options{RootPath: "/queues", RedisConnOpt: q.RedisConnOpt()}), true),

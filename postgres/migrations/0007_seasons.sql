@@ -95,3 +95,10 @@ CREATE TRIGGER txns_season_score AFTER INSERT ON txns
 ALTER TABLE audit_log DROP CONSTRAINT audit_log_action_check;
 ALTER TABLE audit_log ADD CONSTRAINT audit_log_action_check
     CHECK (action IN ('award', 'deduct', 'approve', 'reject', 'close_season'));
+
+-- The language the member's chat app last reported, for what Tally says on its
+-- own (prizes, later reminders) when the member never chose one with /lang.
+ALTER TABLE members ADD COLUMN seen_locale text;
+
+-- Claims and moderator limits count every account /link joined into a member.
+CREATE INDEX members_merged_into_idx ON members (merged_into) WHERE merged_into IS NOT NULL;
