@@ -30,6 +30,7 @@ type Ledger interface {
 	Member(ctx context.Context, ref ledger.MemberRef) (ledger.Member, ledger.Balance, error)
 	History(ctx context.Context, ref ledger.MemberRef, before int64, limit int) ([]ledger.Entry, bool, error)
 	Describe(ctx context.Context, ids []int64) (map[int64]ledger.Member, error)
+	Resolve(ctx context.Context, ref ledger.MemberRef) (int64, error)
 }
 
 // Check is a named readiness check (Postgres, Redis).

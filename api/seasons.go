@@ -132,11 +132,9 @@ func (s *Server) leaderboard(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		m, _, err := s.ledger.Member(r.Context(), ref)
-		if err != nil {
+		if member, err = s.ledger.Resolve(r.Context(), ref); err != nil {
 			return err
 		}
-		member = m.ID
 	}
 	board, err := s.seasons.Leaderboard(r.Context(), season, limit, member)
 	if err != nil {

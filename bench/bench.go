@@ -78,6 +78,10 @@ type Options struct {
 	Binary string
 	// PgbenchScale is the pgbench scale factor (-s); default 10.
 	PgbenchScale int
+	// SeasonMembers, when above 0, loads that many members into a season by
+	// batch awards and measures the leaderboard through the admin API and
+	// the season's close (1,000,000 for the target; only when asked).
+	SeasonMembers int
 	// Database names the ledger's bench database; default "tally_bench". The
 	// pgbench reference uses the same name with "_pgbench" appended. Tests set
 	// it so they never drop a database a real run is using.
@@ -166,7 +170,7 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 	defer closePool()
 	p.say("single awards: %d clients, 1 point each to its own %d members, unique keys, %s",
 		opt.Clients, opt.Members/opt.Clients, opt.Duration)
-	single, err := singleAwards(ctx, svc, ids, opt)
+	single, err := singleAwards(ctx, svc, ids, opt, "single")
 	if err != nil {
 		return err
 	}
@@ -178,7 +182,7 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 	bc := min(opt.Clients, maxBatchClients)
 	p.phase("batch awards", "%d clients, batches of %d awards over each client's own %d members, %s",
 		bc, batchSize, opt.Members/bc, opt.Duration)
-	batch, err := batchAwards(ctx, svc, ids, bc, opt.Duration)
+	batch, err := batchAwards(ctx, svc, ids, bc, opt.Duration, "batch")
 	if err != nil {
 		return err
 	}
@@ -192,6 +196,12 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 		return err
 	}
 	closePool()
+
+	p.phase("season scoring", "awards with no season open, then with one every member is in")
+	scoring, err := scoringPhase(ctx, opt, benchURL, ids, p)
+	if err != nil {
+		return err
+	}
 
 	var claims *claimsResult
 	if opt.RedisURL == "" {
@@ -208,6 +218,28 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 		p.say("claims flat out: %d claims accepted in %s (%.0f/s), all paid after %s: %.0f claims/s end to end",
 			r.sustained, round(r.sustainedAccept), float64(r.sustained)/r.sustainedAccept.Seconds(), round(r.endToEnd),
 			float64(r.sustained)/r.endToEnd.Seconds())
+	}
+
+	var board *boardResult
+	switch {
+	case opt.SeasonMembers <= 0:
+		p.phase("season board", "skipped: give -season-members (1000000 for the target) to load a season")
+	case opt.RedisURL == "":
+		p.phase("season board", "skipped: no Redis given")
+	default:
+		p.phase("season board", "%d members loaded into the season by batch awards; top 10 plus own rank through the admin API; close", opt.SeasonMembers)
+		r, err := boardPhase(ctx, opt, benchURL, p)
+		if err != nil {
+			return err
+		}
+		board = &r
+		p.say("loaded in %s; %d reads of top 10 + own rank: p50 %s, p99 %s (target ≤ %s) %s", round(r.load), r.reads.ops,
+			round(r.reads.p(0.50)), round(r.reads.p(0.99)), TargetBoardRead, verdict(r.reads.p(0.99) <= TargetBoardRead))
+		p.say("close (standings frozen, next season opened, prizes paid): %s (target ≤ %s) %s; prizes paid once: %s",
+			round(r.close), TargetClose, verdict(r.close <= TargetClose), yesNo(r.prizesOK))
+		if !r.prizesOK {
+			return fmt.Errorf("season board: the prizes were not all paid")
+		}
 	}
 
 	var serve *serveResult
@@ -231,7 +263,7 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 	}
 	p.say("dropped database %s", opt.Database)
 
-	p.summary(tps, single, singleRatio, batch, batchRatio, claims, serve)
+	p.summary(tps, single, singleRatio, batch, batchRatio, scoring, claims, board, serve)
 	return nil
 }
 
@@ -552,14 +584,14 @@ func drive(ctx context.Context, workers int, d time.Duration, perOp int, op func
 
 // singleAwards gives client w the members whose index is w modulo Clients, so
 // no two clients ever wait on the same member row.
-func singleAwards(ctx context.Context, svc *ledger.Service, ids []int64, opt Options) (load, error) {
+func singleAwards(ctx context.Context, svc *ledger.Service, ids []int64, opt Options, prefix string) (load, error) {
 	c := opt.Clients
 	return drive(ctx, c, opt.Duration, 1, func(ctx context.Context, w, seq int) error {
 		own := (len(ids) - w + c - 1) / c // members w, w+c, w+2c, …
 		id := ids[w+(seq%own)*c]
 		_, err := svc.Award(ctx, ledger.Award{
 			Member: ledger.MemberRef{ID: id}, Points: 1, Reason: "bench",
-			Key: fmt.Sprintf("single-%d-%d", w, seq),
+			Key: fmt.Sprintf("%s-%d-%d", prefix, w, seq),
 		})
 		if err != nil {
 			return fmt.Errorf("award to member %d: %w", id, err)
@@ -570,7 +602,7 @@ func singleAwards(ctx context.Context, svc *ledger.Service, ids []int64, opt Opt
 
 // batchAwards gives each client a contiguous range of members and sends
 // batches that walk round-robin through it.
-func batchAwards(ctx context.Context, svc *ledger.Service, ids []int64, clients int, d time.Duration) (load, error) {
+func batchAwards(ctx context.Context, svc *ledger.Service, ids []int64, clients int, d time.Duration, prefix string) (load, error) {
 	return drive(ctx, clients, d, batchSize, func(ctx context.Context, w, seq int) error {
 		own := ids[w*len(ids)/clients : (w+1)*len(ids)/clients]
 		awards := make([]ledger.Award, batchSize)
@@ -578,7 +610,7 @@ func batchAwards(ctx context.Context, svc *ledger.Service, ids []int64, clients 
 			n := seq*batchSize + i
 			awards[i] = ledger.Award{
 				Member: ledger.MemberRef{ID: own[n%len(own)]}, Points: 1, Reason: "bench batch",
-				Key: fmt.Sprintf("batch-%d-%d", w, n),
+				Key: fmt.Sprintf("%s-%d-%d", prefix, w, n),
 			}
 		}
 		res, err := svc.AwardBatch(ctx, awards)
@@ -775,7 +807,8 @@ func readRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("read RSS: no VmRSS line for process %d", pid)
 }
 
-func (p *printer) summary(tps float64, single load, singleRatio float64, batch load, batchRatio float64, claims *claimsResult, serve *serveResult) {
+func (p *printer) summary(tps float64, single load, singleRatio float64, batch load, batchRatio float64, scoring scoringResult,
+	claims *claimsResult, board *boardResult, serve *serveResult) {
 	fmt.Fprintln(p.w, "\nSummary")
 	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "phase\trate\tvs pgbench\ttarget\tmet")
@@ -783,6 +816,15 @@ func (p *printer) summary(tps float64, single load, singleRatio float64, batch l
 	fmt.Fprintf(tw, "ledger award\t%.0f awards/s\t%.3f×\t≥ %.1f×\t%s\n", single.rate(), singleRatio, TargetAwardRatio, yesNo(singleRatio >= TargetAwardRatio))
 	fmt.Fprintf(tw, "ledger batch of %d\t%.0f awards/s\t%.1f×\t≥ %.0f×\t%s\n", batchSize, batch.rate(), batchRatio, TargetBatchRatio, yesNo(batchRatio >= TargetBatchRatio))
 	fmt.Fprintf(tw, "ledger check\tOK\t-\tno violations\tyes\n")
+	fmt.Fprintf(tw, "season scoring cost, single\t%.1f%%\t-\t≤ %.0f%%\t%s\n", 100*scoring.singleCost(), 100*TargetScoringCost, yesNo(scoring.singleCost() <= TargetScoringCost))
+	fmt.Fprintf(tw, "season scoring cost, batch\t%.1f%%\t-\t≤ %.0f%%\t%s\n", 100*scoring.batchCost(), 100*TargetScoringCost, yesNo(scoring.batchCost() <= TargetScoringCost))
+	if board == nil {
+		fmt.Fprintf(tw, "leaderboard read (p99)\tskipped\t-\t≤ %s\t-\n", TargetBoardRead)
+		fmt.Fprintf(tw, "season close\tskipped\t-\t≤ %s\t-\n", TargetClose)
+	} else {
+		fmt.Fprintf(tw, "leaderboard read (p99, %d members)\t%s\t-\t≤ %s\t%s\n", board.members, round(board.reads.p(0.99)), TargetBoardRead, yesNo(board.reads.p(0.99) <= TargetBoardRead))
+		fmt.Fprintf(tw, "season close (%d members)\t%s\t-\t≤ %s\t%s\n", board.members, round(board.close), TargetClose, yesNo(board.close <= TargetClose))
+	}
 	if claims == nil {
 		fmt.Fprintf(tw, "claim → points (p99 at %d/s)\tskipped\t-\t≤ %s\t-\n", ClaimRate, TargetClaimLatency)
 	} else {

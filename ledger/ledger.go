@@ -565,6 +565,25 @@ func survivorOf(err error) int64 {
 	return 0
 }
 
+// Resolve returns the id of the existing member a reference names (a merged
+// member's survivor); not_found when there is none.
+func (s *Service) Resolve(ctx context.Context, ref MemberRef) (int64, error) {
+	id, err := s.resolveLive(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	if ref.Platform == "" {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM members WHERE id = $1)", id).Scan(&exists); err != nil {
+			return 0, fmt.Errorf("read member: %w", err)
+		}
+		if !exists {
+			return 0, tally.Errorf(tally.ENOTFOUND, errMemberNotFoundFmt, ref)
+		}
+	}
+	return id, nil
+}
+
 // resolveLive finds an existing member for reads and debits: an internal id
 // that /link merged away resolves to the member it was merged into (identities
 // always name a live member).

@@ -21,6 +21,22 @@ type Ranker interface {
 	// Rank returns the member's place; ok is false when they are not on the
 	// board (not joined, or never scored while in it).
 	Rank(ctx context.Context, season, member int64) (st Standing, ok bool, err error)
+	// Board returns the first n places and, when member is not 0, the
+	// member's place (nil when not on the board), read together.
+	Board(ctx context.Context, season int64, n int, member int64) ([]Standing, *Standing, error)
+}
+
+// board reads Top and Rank one after the other.
+func board(ctx context.Context, r Ranker, season int64, n int, member int64) ([]Standing, *Standing, error) {
+	top, err := r.Top(ctx, season, n)
+	if err != nil || member == 0 {
+		return top, nil, err
+	}
+	st, ok, err := r.Rank(ctx, season, member)
+	if err != nil || !ok {
+		return top, nil, err
+	}
+	return top, &st, nil
 }
 
 // pgRanker counts places in Postgres: exact, and slow for low places on a
@@ -44,6 +60,10 @@ func (r pgRanker) Top(ctx context.Context, season int64, n int) ([]Standing, err
 		out[i].Rank = int64(i + 1)
 	}
 	return out, nil
+}
+
+func (r pgRanker) Board(ctx context.Context, season int64, n int, member int64) ([]Standing, *Standing, error) {
+	return board(ctx, r, season, n, member)
 }
 
 func (r pgRanker) Rank(ctx context.Context, season, member int64) (Standing, bool, error) {
@@ -118,6 +138,26 @@ if ARGV[4] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[4])
 return 1`)
 
+// boardScript reads the first ARGV[1] places and the place of member ARGV[2]
+// ("" for none) in one round trip: {members and scores…, rank, score}, rank
+// -1 when the member is not on the board.
+var boardScript = redis.NewScript(`
+local out = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local rank, score = -1, '0'
+if ARGV[2] ~= '' then
+  local cur = redis.call('HGET', KEYS[2], ARGV[2])
+  if cur then
+    local z = string.sub(cur, string.find(cur, '|', 1, true) + 1)
+    if z ~= '' then
+      local r = redis.call('ZREVRANK', KEYS[1], z)
+      if r then rank = r; score = redis.call('ZSCORE', KEYS[1], z) end
+    end
+  end
+end
+table.insert(out, rank)
+table.insert(out, score)
+return out`)
+
 // markScript raises the mark (the xid below which every change is applied).
 var markScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
@@ -181,6 +221,14 @@ func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err e
 }
 
 func (r *RedisRanker) apply(ctx context.Context, season int64, changes []scoreRow) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	// A pipeline cannot fall back from EVALSHA to EVAL: load the script first
+	// (after a flush or a Redis restart it is gone).
+	if err := applyScript.Load(ctx, r.rdb).Err(); err != nil {
+		return fmt.Errorf("load board script: %w", err)
+	}
 	keys := []string{r.boardKey(season), r.membersKey(season)}
 	for from := 0; from < len(changes); from += 1000 {
 		pipe := r.rdb.Pipeline()
@@ -292,6 +340,40 @@ func (r *RedisRanker) Rank(ctx context.Context, season, member int64) (Standing,
 		return r.pg.Rank(ctx, season, member)
 	}
 	return Standing{Rank: rank.Val() + 1, Member: member, Score: int64(score.Val())}, true, nil
+}
+
+// Board returns the first n places and the member's place from Redis in one
+// round trip after bringing the board up to date; from Postgres while the
+// board is being built.
+func (r *RedisRanker) Board(ctx context.Context, season int64, n int, member int64) ([]Standing, *Standing, error) {
+	ready, err := r.sync(ctx, season)
+	if err != nil || !ready {
+		return board(ctx, r.pg, season, n, member)
+	}
+	who := ""
+	if member != 0 {
+		who = strconv.FormatInt(member, 10)
+	}
+	res, err := boardScript.Run(ctx, r.rdb, []string{r.boardKey(season), r.membersKey(season)}, n, who).Slice()
+	if err != nil || len(res)%2 != 0 {
+		return board(ctx, r.pg, season, n, member)
+	}
+	top := make([]Standing, 0, len(res)/2-1)
+	for i := 0; i+3 < len(res); i += 2 {
+		z, _ := res[i].(string)
+		id, err := memberOf(z)
+		if err != nil {
+			return nil, nil, err
+		}
+		score, _ := strconv.ParseFloat(fmt.Sprint(res[i+1]), 64)
+		top = append(top, Standing{Rank: int64(i/2 + 1), Member: id, Score: int64(score)})
+	}
+	rank, _ := res[len(res)-2].(int64)
+	if rank < 0 {
+		return top, nil, nil
+	}
+	score, _ := strconv.ParseFloat(fmt.Sprint(res[len(res)-1]), 64)
+	return top, &Standing{Rank: rank + 1, Member: member, Score: int64(score)}, nil
 }
 
 func cutLast(s string, sep byte) (before, after string, ok bool) {

@@ -508,17 +508,8 @@ func (s *Service) Leaderboard(ctx context.Context, season Season, limit int, mem
 	b := Board{Season: season}
 	var err error
 	if season.Status == SeasonOpen {
-		if b.Entries, err = s.ranks.Top(ctx, season.ID, limit); err != nil {
+		if b.Entries, b.Own, err = s.ranks.Board(ctx, season.ID, limit, member); err != nil {
 			return Board{}, err
-		}
-		if member != 0 {
-			st, ok, err := s.ranks.Rank(ctx, season.ID, member)
-			if err != nil {
-				return Board{}, err
-			}
-			if ok {
-				b.Own = &st
-			}
 		}
 	} else {
 		if b.Entries, err = s.FinalStandings(ctx, season.ID, limit); err != nil {

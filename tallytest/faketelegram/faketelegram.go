@@ -209,6 +209,7 @@ type Server struct {
 	calls         map[string]int // by lower-case method: Telegram's method names are case-insensitive
 	failures      map[string][]apiError
 	blocked       map[int64]bool
+	held          bool // HoldUpdates: getUpdates hands out nothing until ReleaseUpdates
 }
 
 type queued struct {
@@ -739,6 +740,27 @@ func (s *Server) Unblock(chatID int64) {
 	delete(s.blocked, chatID)
 }
 
+// HoldUpdates makes getUpdates hand out nothing, as if no update had
+// arrived (long polls keep waiting), until ReleaseUpdates. Updates injected
+// meanwhile then reach the bot together in one batch, as when several users
+// act at the same moment: since PressButton checks the message as it is when
+// the press is injected, two users can press the same button before the bot
+// has reacted to either.
+func (s *Server) HoldUpdates() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = true
+}
+
+// ReleaseUpdates ends HoldUpdates: a waiting long poll answers at once with
+// every queued update (up to its limit).
+func (s *Server) ReleaseUpdates() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = false
+	s.notify()
+}
+
 func defaultDescription(code, retryAfter int) string {
 	switch code {
 	case http.StatusTooManyRequests:
@@ -1110,6 +1132,9 @@ func (s *Server) getUpdates(r *http.Request, p params) (any, *apiError) {
 			return nil, &apiError{code: http.StatusConflict, desc: "Conflict: terminated by setWebhook request"}
 		}
 		n := min(int(limit), len(s.queue))
+		if s.held {
+			n = 0
+		}
 		if n > 0 || expired || s.closed {
 			batch := make([]json.RawMessage, n)
 			for i := range n {

@@ -711,6 +711,39 @@ func TestPressButton_FailsForAButtonTheMessageDoesNotShow(t *testing.T) {
 	}
 }
 
+func TestHoldUpdates_PressesOfOneButtonArriveTogetherOnRelease(t *testing.T) {
+	fake := faketelegram.New(t)
+	b := newBot(t, fake)
+	m, err := b.SendMessage(context.Background(), &bot.SendMessageParams{ChatID: ana.ID, Text: "Approve?",
+		ReplyMarkup: &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{{{Text: "Yes", CallbackData: "yes"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.HoldUpdates()
+	id1 := fake.PressButton(ana, *m, "yes")
+	id2 := fake.PressButton(bob, *m, "yes")
+	if got := getUpdates(t, fake, nil); len(got) != 0 {
+		t.Fatalf("held updates were handed out: %v", got)
+	}
+	if got := fake.Pending(); !slices.Equal(got, []int64{id1, id2}) {
+		t.Fatalf("pending while held: %v, want [%d %d]", got, id1, id2)
+	}
+	got := make(chan []int64, 1)
+	go func() {
+		got <- getUpdates(t, fake, url.Values{"timeout": {"10"}})
+	}()
+	fake.WaitCalls(t, "getUpdates", 2, wait)
+	fake.ReleaseUpdates()
+	select {
+	case ids := <-got:
+		if !slices.Equal(ids, []int64{id1, id2}) {
+			t.Errorf("after release: %v, want both presses [%d %d] in one batch", ids, id1, id2)
+		}
+	case <-time.After(wait):
+		t.Fatal("the waiting long poll did not answer on release")
+	}
+}
+
 func TestBot_ReceivesNonTextUpdates(t *testing.T) {
 	fake := faketelegram.New(t)
 	handler, seen := collect()
