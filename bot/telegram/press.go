@@ -89,7 +89,8 @@ func (a *Adapter) answerQuery(ctx context.Context, id, text string) {
 // inline keyboard.
 func (a *Adapter) edit(ctx context.Context, chatID int64, msgID int, text string) {
 	_, err := a.b.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chatID, MessageID: msgID, Text: text})
-	if err != nil {
+	// A late press on a decided post asks for the text it already shows.
+	if err != nil && !strings.Contains(err.Error(), "message is not modified") {
 		a.log.Warn("telegram: edit message", "chat", chatID, "message", msgID, "err", a.redact(err))
 	}
 }

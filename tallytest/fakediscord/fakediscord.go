@@ -204,7 +204,9 @@ func New(t testing.TB, opts ...Option) *Server {
 	// discordgo appends "/" and "?v=9&encoding=json" to the URL /gateway returns.
 	mux.HandleFunc("GET /gateway", s.serveGateway)
 	mux.HandleFunc("GET /gateway/", s.serveGateway)
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewUnstartedServer(mux)
+	// Started after s.srv is set: connection handlers read it (GatewayURL).
+	s.srv.Start()
 
 	// The fake's own transport, without the environment's proxy: a proxy
 	// would not reach 127.0.0.1, and Close can drop its idle connections.
