@@ -140,6 +140,17 @@ type Sender interface {
 	Send(ctx context.Context, m Outgoing) error
 }
 
+// Poster is a Sender that also tells where a post went and edits it later:
+// review posts are updated when their claim is decided on another platform.
+// Errors are those of Sender.
+type Poster interface {
+	Sender
+	// Post sends m and returns a reference to the message for Edit.
+	Post(ctx context.Context, m Outgoing) (ref string, err error)
+	// Edit replaces the text and buttons of the message ref names.
+	Edit(ctx context.Context, ref string, m Outgoing) error
+}
+
 // ErrUnreachable says the recipient cannot be messaged (blocked the bot,
 // closed DMs, left the platform).
 var ErrUnreachable = errors.New("recipient cannot be messaged")

@@ -364,7 +364,7 @@ func (r *Router) Render(ctx context.Context, m tasks.Message) (Outgoing, error) 
 		title = t.TitleIn(l.Code(), r.prog.DefaultLocale)
 	}
 	switch m.Kind {
-	case tasks.KindReview:
+	case tasks.KindReview, tasks.KindReviewUpdate:
 		out.Text = r.reviewText(c, l)
 		if c.Status == tasks.Pending { // a claim decided before its post went out gets no buttons
 			out.Buttons = reviewButtons(c, l)

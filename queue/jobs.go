@@ -177,11 +177,28 @@ func (j *Jobs) send(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	err = sender.Send(ctx, out)
+	ref := ""
+	poster, canEdit := sender.(bot.Poster)
+	switch {
+	case m.Kind == tasks.KindReviewUpdate:
+		post, rerr := j.tasks.SentRef(ctx, m.Param("post"))
+		if rerr != nil {
+			return rerr
+		}
+		if post == "" || !canEdit {
+			// The post is not out yet (it will show the decision when it is) or cannot be edited.
+			return j.tasks.Finish(ctx, id, tasks.Skipped, "no sent post to edit")
+		}
+		err = poster.Edit(ctx, post, out)
+	case canEdit:
+		ref, err = poster.Post(ctx, out)
+	default:
+		err = sender.Send(ctx, out)
+	}
 	var limited *bot.RateLimitedError
 	switch {
 	case err == nil:
-		return j.tasks.Finish(ctx, id, tasks.Sent, "")
+		return j.tasks.Sent(ctx, id, ref)
 	case errors.Is(err, bot.ErrUnreachable):
 		if m.Member != 0 {
 			if merr := j.tasks.MarkUnreachable(ctx, m.Member); merr != nil {

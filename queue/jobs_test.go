@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -377,4 +378,91 @@ func TestJobs_ArchivedJobIsRunAgainByTheReconciler(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the claim paid after reconciling", func() bool { return e.balance(t, who.Member) == 10 })
+}
+
+// poster is a scripted platform that can edit what it posted.
+type poster struct {
+	sender
+	posted int
+	edits  map[string]bot.Outgoing
+}
+
+func (p *poster) Post(ctx context.Context, m bot.Outgoing) (string, error) {
+	if err := p.Send(ctx, m); err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.posted++
+	return fmt.Sprintf("chat:%d", p.posted), nil
+}
+
+func (p *poster) Edit(_ context.Context, ref string, m bot.Outgoing) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.edits[ref] = m
+	return nil
+}
+
+func (p *poster) edited(ref string) (bot.Outgoing, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.edits[ref]
+	return m, ok
+}
+
+func TestJobs_ReviewPostOnTheOtherPlatformShowsTheDecision(t *testing.T) {
+	t.Parallel()
+	prog, err := program.Parse([]byte(`
+[moderation]
+telegram_admin_ids = [900]
+telegram_review_chat = -100123
+discord_review_channel = "1300000000000000001"
+
+[[tasks]]
+key = "share"
+points = 200
+approval = "manual"
+title = { en = "Share" }
+`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newJobsEnv(t)
+	e.tasks = tasks.New(e.pool, e.ledger, prog, tally.SystemClock{}, slog.Default())
+	cat, _ := locales.Load()
+	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
+	e.router.UseTasks(e.tasks)
+	tg, dc := &poster{edits: map[string]bot.Outgoing{}}, &poster{edits: map[string]bot.Outgoing{}}
+	q, err := queue.New(context.Background(), e.redis, queue.Config{Concurrency: 4, ShutdownTimeout: time.Second}, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.RegisterJobs(q, e.tasks, map[string]bot.Sender{"telegram": tg, "discord": dc}, e.router); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Shutdown)
+	ctx := context.Background()
+	c, err := e.tasks.Claim(ctx, e.member(t, "1"), "share", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both review posts", func() bool { _, a := tg.count(); _, b := dc.count(); return a == 1 && b == 1 })
+	mod, _ := e.ledger.EnsureMember(ctx, "telegram", "900", "Mo")
+	if _, err := e.tasks.Decide(ctx, c.ID, tasks.Actor{Member: mod.ID, Name: "Mo", Platform: "telegram"}, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The Telegram post was pressed (its adapter edits it); the Discord one
+	// is edited by the queue.
+	waitFor(t, "the Discord post edited", func() bool { _, ok := dc.edited("chat:1"); return ok })
+	m, _ := dc.edited("chat:1")
+	if !strings.Contains(m.Text, "Approved by Mo") || len(m.Buttons) != 0 {
+		t.Fatalf("edited post %+v", m)
+	}
+	if _, ok := tg.edited("chat:1"); ok {
+		t.Fatal("the pressed Telegram post was edited by the queue too")
+	}
 }

@@ -295,6 +295,7 @@ func (s *Service) Decide(ctx context.Context, claimID int64, mod Actor, approve 
 	}
 	var d Decision
 	var message int64
+	var updates []int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		d, message = Decision{}, 0
 		// Lock first, then read: a read that waited on the lock would see the
@@ -350,6 +351,37 @@ func (s *Service) Decide(ctx context.Context, claimID int64, mod Actor, approve 
 			now, mod.Member, action, c.Member, c.Points, reason, outcome, c.ID, mod.Platform, s.day(now)); err != nil {
 			return fmt.Errorf("audit decision: %w", err)
 		}
+		// The claim's review posts on other platforms show the decision too
+		// (the adapter edits the post that was pressed).
+		rows, err := tx.Query(ctx, `SELECT id, platform, chat_id FROM outbound
+			WHERE dedupe_key = ANY ($1) AND platform <> $2`,
+			[]string{fmt.Sprintf("claim:%d:review:telegram", c.ID), fmt.Sprintf("claim:%d:review:discord", c.ID)}, mod.Platform)
+		if err != nil {
+			return fmt.Errorf("read review posts: %w", err)
+		}
+		type post struct {
+			id             int64
+			platform, chat string
+		}
+		posts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (post, error) {
+			var p post
+			return p, r.Scan(&p.id, &p.platform, &p.chat)
+		})
+		if err != nil {
+			return fmt.Errorf("read review posts: %w", err)
+		}
+		updates = updates[:0]
+		for _, p := range posts {
+			id, err := s.record(ctx, tx, outMessage{dedupe: fmt.Sprintf("claim:%d:review-update:%s", c.ID, p.platform),
+				platform: p.platform, chatID: p.chat, locale: s.prog.DefaultLocale, kind: KindReviewUpdate,
+				params: map[string]any{"claim": c.ID, "post": p.id}})
+			if err != nil {
+				return err
+			}
+			if id != 0 {
+				updates = append(updates, id)
+			}
+		}
 		if status == Rejected {
 			message, err = s.record(ctx, tx, outMessage{dedupe: fmt.Sprintf("claim:%d:rejected", c.ID), member: c.Member,
 				platform: c.Platform, userID: c.UserID, locale: c.Locale, kind: kind,
@@ -368,6 +400,9 @@ func (s *Service) Decide(ctx context.Context, claimID int64, mod Actor, approve 
 	}
 	if d.Decided && d.Claim.Status == Approved {
 		s.hand(ctx, "pay claim", d.Claim.ID, s.notify.PayClaim)
+	}
+	for _, id := range updates {
+		s.hand(ctx, "send", id, s.notify.Send)
 	}
 	if message != 0 {
 		s.hand(ctx, "send", message, s.notify.Send)

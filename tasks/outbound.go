@@ -19,6 +19,9 @@ const (
 	KindClaimApproved = "claim_approved" // to the member, once paid
 	KindClaimRejected = "claim_rejected" // to the member, with the moderator's reason
 	KindClaimFull     = "claim_full"     // to the member: approved too late, the task was full
+	// KindReviewUpdate edits a sent review post (params: claim, post — the
+	// outbound id of the post) once its claim was decided elsewhere.
+	KindReviewUpdate = "claim_review_update"
 )
 
 // MaxAttempts is how many times a message is tried before it is given up.
@@ -121,6 +124,31 @@ const (
 	Skipped = "skipped" // the recipient cannot be reached, or the platform is not running
 	Failed  = "failed"  // given up after MaxAttempts
 )
+
+// Sent records that a message went out, with where it went (ref, "" when the
+// platform does not say) for later edits.
+func (s *Service) Sent(ctx context.Context, id int64, ref string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE outbound SET status = 'sent', sent_ref = $2, last_error = '', done_at = $3
+		WHERE id = $1 AND status = 'pending'`, id, ref, s.now())
+	if err != nil {
+		return fmt.Errorf("finish message: %w", err)
+	}
+	return nil
+}
+
+// SentRef returns where a sent message went ("" when it is not sent or the
+// platform did not say).
+func (s *Service) SentRef(ctx context.Context, id int64) (string, error) {
+	var ref string
+	err := s.pool.QueryRow(ctx, "SELECT sent_ref FROM outbound WHERE id = $1 AND status = 'sent'", id).Scan(&ref)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read message: %w", err)
+	}
+	return ref, nil
+}
 
 // Finish records a message's final outcome; why says what happened for
 // skipped and failed ones. Only a pending message changes.

@@ -334,3 +334,30 @@ func TestSend_DMsChannelsRateLimitsAndUnreachableUsers(t *testing.T) {
 		t.Errorf("missing permissions in a channel: %v", err)
 	}
 }
+
+func TestPostAndEdit_ReviewPostShowsTheDecision(t *testing.T) {
+	t.Parallel()
+	fd := fakediscord.New(t)
+	a, err := discord.New(discord.Config{Token: fd.BotToken(), AppID: fd.AppID(), APIURL: fd.URL(), Router: newButtonRouter(t), Log: slog.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ref, err := a.Post(ctx, bot.Outgoing{ChatID: "1300", Text: "Claim #1", Buttons: []bot.Button{{Label: "Approve", Data: "approve:1", Style: bot.ButtonSuccess}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fd.WaitMessage(t, wait, func(m fakediscord.Message) bool { return m.ChannelID == "1300" })
+	if ref != "1300:"+m.ID {
+		t.Fatalf("ref %q for message %s", ref, m.ID)
+	}
+	if err := a.Edit(ctx, ref, bot.Outgoing{Text: "Claim #1\n✅ Approved by Mo"}); err != nil {
+		t.Fatal(err)
+	}
+	m = fd.WaitMessage(t, wait, func(m fakediscord.Message) bool {
+		return m.ChannelID == "1300" && strings.Contains(m.Content, "Approved")
+	})
+	if len(buttonsOf(m.Components)) != 0 {
+		t.Fatalf("edited message keeps its buttons: %+v", m)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -311,5 +312,34 @@ func TestSend_ButtonsRateLimitsAndUnreachableRecipients(t *testing.T) {
 		WHERE i.platform = 'telegram' AND i.user_id = '42'`).Scan(&unreachable)
 	if unreachable {
 		t.Error("Send marked the member unreachable")
+	}
+}
+
+func TestPostAndEdit_ReviewPostShowsTheDecision(t *testing.T) {
+	t.Parallel()
+	e := newButtonEnv(t)
+	a := e.start(t, "")
+	ctx := context.Background()
+	ref, err := a.Post(ctx, bot.Outgoing{ChatID: "-3006", Text: "Claim #1", Buttons: []bot.Button{{Label: "Approve", Data: "approve:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.fake.WaitSent(t, 1, 5*time.Second)[0]
+	if ref != fmt.Sprintf("-3006:%d", s.MessageID) {
+		t.Fatalf("ref %q for message %d", ref, s.MessageID)
+	}
+	if err := a.Edit(ctx, ref, bot.Outgoing{Text: "Claim #1\n✅ Approved by Mo"}); err != nil {
+		t.Fatal(err)
+	}
+	ed := e.fake.WaitEdits(t, 1, 5*time.Second)[0]
+	if ed.ChatID != -3006 || ed.MessageID != s.MessageID || ed.Text != "Claim #1\n✅ Approved by Mo" || ed.Keyboard != nil {
+		t.Fatalf("edit %+v", ed)
+	}
+	// The same text again changes nothing and is no error.
+	if err := a.Edit(ctx, ref, bot.Outgoing{Text: "Claim #1\n✅ Approved by Mo"}); err != nil {
+		t.Fatalf("an edit that changes nothing: %v", err)
+	}
+	if err := a.Edit(ctx, "nonsense", bot.Outgoing{Text: "x"}); err == nil {
+		t.Fatal("a bad reference was accepted")
 	}
 }

@@ -20,15 +20,45 @@ import (
 // whose chat does not exist as bot.ErrUnreachable; other errors as they are,
 // without the token. It neither runs commands nor marks anyone unreachable.
 func (a *Adapter) Send(ctx context.Context, m bot.Outgoing) error {
+	_, err := a.Post(ctx, m)
+	return err
+}
+
+// Post is Send that returns "<chat id>:<message id>" for Edit (bot.Poster).
+func (a *Adapter) Post(ctx context.Context, m bot.Outgoing) (string, error) {
 	to := m.UserID
 	if to == "" {
 		to = m.ChatID
 	}
 	chatID, err := strconv.ParseInt(to, 10, 64)
 	if err != nil || chatID == 0 {
-		return fmt.Errorf("telegram: send: recipient %q is no chat id", to)
+		return "", fmt.Errorf("telegram: send: recipient %q is no chat id", to)
 	}
-	_, err = a.b.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: chatID, Text: m.Text, ReplyMarkup: keyboard(m.Buttons)})
+	sent, err := a.b.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: chatID, Text: m.Text, ReplyMarkup: keyboard(m.Buttons)})
+	if err != nil {
+		return "", a.sendError(err)
+	}
+	return fmt.Sprintf("%d:%d", chatID, sent.ID), nil
+}
+
+// Edit replaces the text and inline keyboard of a message Post sent
+// (bot.Poster); no buttons removes the keyboard. An edit that changes
+// nothing is no error.
+func (a *Adapter) Edit(ctx context.Context, ref string, m bot.Outgoing) error {
+	chat, msg, ok := strings.Cut(ref, ":")
+	chatID, err1 := strconv.ParseInt(chat, 10, 64)
+	msgID, err2 := strconv.Atoi(msg)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("telegram: edit: %q is no message reference", ref)
+	}
+	params := &tgbot.EditMessageTextParams{ChatID: chatID, MessageID: msgID, Text: m.Text}
+	if len(m.Buttons) > 0 {
+		params.ReplyMarkup = keyboard(m.Buttons)
+	}
+	_, err := a.b.EditMessageText(ctx, params)
+	if err != nil && strings.Contains(err.Error(), "message is not modified") {
+		return nil
+	}
 	return a.sendError(err)
 }
 
@@ -58,4 +88,4 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-var _ bot.Sender = (*Adapter)(nil)
+var _ bot.Poster = (*Adapter)(nil)

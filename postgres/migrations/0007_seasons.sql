@@ -41,8 +41,9 @@ CREATE TABLE season_scores (
     PRIMARY KEY (season_id, member_id)
 ) WITH (fillfactor = 80);
 CREATE INDEX season_scores_xid_idx ON season_scores (season_id, xid);
--- Standings: best score first, then who reached it first.
-CREATE INDEX season_scores_rank_idx ON season_scores (season_id, score DESC, reached_at, member_id) WHERE joined;
+-- No index orders scores: every award would pay to keep it, and the ranks are
+-- read from Redis; Postgres sorts only at a close (a top-N sort) and while a
+-- Redis board is being rebuilt.
 
 -- The final standings of a closed season, best first, with the prize each rank
 -- earned and the transaction that paid it (paid with the key
@@ -102,3 +103,7 @@ ALTER TABLE members ADD COLUMN seen_locale text;
 
 -- Claims and moderator limits count every account /link joined into a member.
 CREATE INDEX members_merged_into_idx ON members (merged_into) WHERE merged_into IS NOT NULL;
+
+-- Where a sent message went ("<chat>:<message>"), for posts edited later: a
+-- claim decided on one platform updates its review post on the other.
+ALTER TABLE outbound ADD COLUMN sent_ref text NOT NULL DEFAULT '';
