@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -175,6 +176,9 @@ func (r *Router) names(ctx context.Context, places []tasks.Standing) (map[int64]
 	out := make(map[int64]string, len(members))
 	for id, m := range members {
 		out[id] = m.Name
+		if out[id] == "" { // a member only the admin API knows has no name
+			out[id] = "#" + strconv.FormatInt(id, 10)
+		}
 	}
 	return out, nil
 }

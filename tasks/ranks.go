@@ -83,10 +83,12 @@ func (r pgRanker) Rank(ctx context.Context, season, member int64) (Standing, boo
 }
 
 // RedisRanker keeps each season's board in a Redis sorted set, copied from
-// Postgres: a change to a score is applied in the order of the transactions
-// that made it (by their xid, up to the oldest one still running), so the
-// copy never goes back in time, and a board found missing (a Redis flush) is
-// rebuilt from Postgres while reads fall back to Postgres.
+// Postgres before every read: it copies every committed change since the
+// oldest transaction that was still running at the last copy (by the xid
+// that made it), and of two copies of a row keeps the one with the higher
+// revision, so the board shows what Postgres shows and never goes back in
+// time. A board found missing (a Redis flush) is rebuilt from Postgres while
+// reads fall back to Postgres.
 type RedisRanker struct {
 	pool   *pgxpool.Pool
 	rdb    redis.UniversalClient
@@ -124,8 +126,8 @@ func memberOf(z string) (int64, error) {
 }
 
 // applyScript applies one row's state if it is newer than what the board holds.
-// KEYS: board, members. ARGV: member, xid, score, board member ("" when not
-// joined).
+// KEYS: board, members. ARGV: member, revision, score, board member ("" when
+// not joined).
 var applyScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if cur then
@@ -169,7 +171,7 @@ type scoreRow struct {
 	score   int64
 	reached time.Time
 	joined  bool
-	xid     string
+	rev     int64
 }
 
 // sync brings the board up to date; ready is false while it is being rebuilt.
@@ -181,9 +183,12 @@ func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err e
 	if err != nil {
 		return false, err
 	}
+	// Every committed change made by a transaction at or after the mark; the
+	// next mark is the oldest transaction running now, whose changes (not
+	// visible yet) the next read copies.
 	rows, err := r.pool.Query(ctx, `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS hi)
-		SELECT h.hi::text, s.member_id, s.score, s.reached_at, s.joined, s.xid::text
-		FROM h LEFT JOIN season_scores s ON s.season_id = $1 AND s.xid >= $2::xid8 AND s.xid < h.hi`, season, mark)
+		SELECT h.hi::text, s.member_id, s.score, s.reached_at, s.joined, s.rev
+		FROM h LEFT JOIN season_scores s ON s.season_id = $1 AND s.xid >= $2::xid8`, season, mark)
 	if err != nil {
 		return false, fmt.Errorf("read score changes: %w", err)
 	}
@@ -195,15 +200,15 @@ func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err e
 		var score *int64
 		var reached *time.Time
 		var joined *bool
-		var xid *string
-		if err := rows.Scan(&hi, &member, &score, &reached, &joined, &xid); err != nil {
+		var rev *int64
+		if err := rows.Scan(&hi, &member, &score, &reached, &joined, &rev); err != nil {
 			rows.Close()
 			return false, err
 		}
 		if member == nil {
 			continue
 		}
-		sr.member, sr.score, sr.reached, sr.joined, sr.xid = *member, *score, *reached, *joined, *xid
+		sr.member, sr.score, sr.reached, sr.joined, sr.rev = *member, *score, *reached, *joined, *rev
 		changes = append(changes, sr)
 	}
 	if err := rows.Err(); err != nil {
@@ -237,7 +242,7 @@ func (r *RedisRanker) apply(ctx context.Context, season int64, changes []scoreRo
 			if c.joined && c.score > 0 {
 				z = boardMember(c.reached, c.member)
 			}
-			applyScript.Run(ctx, pipe, keys, c.member, c.xid, c.score, z)
+			applyScript.Run(ctx, pipe, keys, c.member, c.rev, c.score, z)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("update board: %w", err)
@@ -261,14 +266,14 @@ func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
 	if err := r.rdb.Del(ctx, r.boardKey(season), r.membersKey(season)).Err(); err != nil {
 		return err
 	}
-	rows, err := r.pool.Query(ctx, `SELECT member_id, score, reached_at, joined, xid::text FROM season_scores WHERE season_id = $1`, season)
+	rows, err := r.pool.Query(ctx, `SELECT member_id, score, reached_at, joined, rev FROM season_scores WHERE season_id = $1`, season)
 	if err != nil {
 		return fmt.Errorf("read scores: %w", err)
 	}
 	batch := make([]scoreRow, 0, 1000)
 	for rows.Next() {
 		var sr scoreRow
-		if err := rows.Scan(&sr.member, &sr.score, &sr.reached, &sr.joined, &sr.xid); err != nil {
+		if err := rows.Scan(&sr.member, &sr.score, &sr.reached, &sr.joined, &sr.rev); err != nil {
 			rows.Close()
 			return err
 		}
@@ -286,7 +291,7 @@ func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
 	if err := r.apply(ctx, season, batch); err != nil {
 		return err
 	}
-	// Changes by transactions running when the copy started come next sync.
+	// Changes by transactions running when the copy started come next read.
 	return r.rdb.Set(ctx, r.markKey(season), hi, 0).Err()
 }
 

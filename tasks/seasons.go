@@ -216,7 +216,8 @@ func (s *Service) Join(ctx context.Context, member int64) (already bool, err err
 		}
 		already = tag.RowsAffected() == 0
 		_, err = tx.Exec(ctx, `INSERT INTO season_scores (season_id, member_id, score, reached_at) VALUES ($1, $2, 0, $3)
-			ON CONFLICT (season_id, member_id) DO UPDATE SET joined = true, xid = pg_current_xact_id() WHERE NOT season_scores.joined`,
+			ON CONFLICT (season_id, member_id) DO UPDATE SET joined = true, xid = pg_current_xact_id(), rev = season_scores.rev + 1
+			WHERE NOT season_scores.joined`,
 			season.ID, member, now)
 		return err
 	})
@@ -243,7 +244,7 @@ func (s *Service) Leave(ctx context.Context, member int64) (wasIn bool, err erro
 			return fmt.Errorf("leave: %w", err)
 		}
 		wasIn = tag.RowsAffected() > 0
-		_, err = tx.Exec(ctx, `UPDATE season_scores SET joined = false, xid = pg_current_xact_id()
+		_, err = tx.Exec(ctx, `UPDATE season_scores SET joined = false, xid = pg_current_xact_id(), rev = rev + 1
 			WHERE season_id = $1 AND member_id = $2 AND joined`, season.ID, member)
 		return err
 	})

@@ -345,10 +345,8 @@ func TestRedisRanker_MatchesPostgresAndSurvivesAFlush(t *testing.T) {
 			e.svc.Join(ctx, m)
 		}
 	}
-	// compare checks the Redis board against Postgres. The board trails
-	// Postgres while any write transaction on the server is still running
-	// (its changes are copied in transaction order), and tests of other
-	// packages write to the same server: give it a few seconds.
+	// compare checks the Redis board against Postgres (polling a moment, in
+	// case a read lands while a build started by an earlier one runs).
 	compare := func(when string) {
 		t.Helper()
 		var diff string

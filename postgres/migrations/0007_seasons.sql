@@ -30,7 +30,9 @@ CREATE TABLE season_members (
 -- A member's score in a season. reached_at is when the score was last raised:
 -- of two equal scores, the one reached first ranks higher. joined is false
 -- while the member has left. xid is the transaction that last changed the
--- row: the Redis ranks copy every change in commit order by it.
+-- row (the Redis board finds changes by it); rev counts the row's changes,
+-- which are serialized by the row's lock, so it rises in commit order and
+-- tells the board which of two copies of a row is newer.
 CREATE TABLE season_scores (
     season_id   bigint NOT NULL REFERENCES seasons (id),
     member_id   bigint NOT NULL,
@@ -38,6 +40,7 @@ CREATE TABLE season_scores (
     reached_at  timestamptz NOT NULL,
     joined      boolean NOT NULL DEFAULT true,
     xid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    rev         bigint NOT NULL DEFAULT 1,
     PRIMARY KEY (season_id, member_id)
 ) WITH (fillfactor = 80);
 CREATE INDEX season_scores_xid_idx ON season_scores (season_id, xid);
@@ -84,7 +87,7 @@ BEGIN
     GROUP BY n.member_id
     ORDER BY n.member_id
     ON CONFLICT (season_id, member_id) DO UPDATE
-        SET score = sc.score + excluded.score, reached_at = excluded.reached_at, xid = pg_current_xact_id()
+        SET score = sc.score + excluded.score, reached_at = excluded.reached_at, xid = pg_current_xact_id(), rev = sc.rev + 1
         WHERE sc.joined;
     RETURN NULL;
 END $$;
