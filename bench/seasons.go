@@ -88,9 +88,10 @@ func seasonService(ctx context.Context, opt Options, benchURL string) (*tasks.Se
 	return tasks.New(pool, l, prog, tally.SystemClock{}, slog.New(slog.DiscardHandler)), l, pool, nil
 }
 
-// scoringPhase measures single and batch awards with no season open, then
-// opens an auto-join season (every award now also raises a score) and
-// measures them again.
+// scoringPhase measures single and batch awards with no season open and
+// with an auto-join season open (every award then also raises a score). The
+// two alternate in four rounds each, so the tables' growth during the phase
+// weighs on both alike.
 func scoringPhase(ctx context.Context, opt Options, benchURL string, ids []int64, p *printer) (scoringResult, error) {
 	var r scoringResult
 	svc, l, pool, err := seasonService(ctx, opt, benchURL)
@@ -99,31 +100,50 @@ func scoringPhase(ctx context.Context, opt Options, benchURL string, ids []int64
 	}
 	defer pool.Close()
 	bc := min(opt.Clients, maxBatchClients)
-	run := func(tag string) (load, load, error) {
-		single, err := singleAwards(ctx, l, ids, opt, "single-"+tag)
-		if err != nil {
-			return load{}, load{}, err
+	round := max(opt.Duration/4, 250*time.Millisecond)
+	o := opt
+	o.Duration = round
+	add := func(sum *load, l load) {
+		sum.ops += l.ops
+		sum.items += l.items
+		sum.elapsed += l.elapsed
+	}
+	p.say("4 rounds each of single awards from %d clients and batches of %d from %d, %s per round, no season open and one open in turn",
+		opt.Clients, batchSize, bc, round)
+	for i := range 4 {
+		for _, on := range []bool{false, true} {
+			if on {
+				if _, err := svc.EnsureSeason(ctx); err != nil {
+					return r, err
+				}
+			} else if _, err := pool.Exec(ctx, "UPDATE seasons SET status = 'closed', closed_at = now() WHERE status = 'open'"); err != nil {
+				return r, err
+			}
+			tag := fmt.Sprintf("%v-%d", on, i)
+			single, err := singleAwards(ctx, l, ids, o, "single-"+tag)
+			if err != nil {
+				return r, err
+			}
+			batch, err := batchAwards(ctx, l, ids, bc, round, "batch-"+tag)
+			if err != nil {
+				return r, err
+			}
+			if on {
+				add(&r.singleOn, single)
+				add(&r.batchOn, batch)
+			} else {
+				add(&r.singleOff, single)
+				add(&r.batchOff, batch)
+			}
 		}
-		batch, err := batchAwards(ctx, l, ids, bc, opt.Duration, "batch-"+tag)
-		return single, batch, err
-	}
-	p.say("scoring off: single awards from %d clients, then batches of %d from %d, %s each", opt.Clients, batchSize, bc, opt.Duration)
-	if r.singleOff, r.batchOff, err = run("off"); err != nil {
-		return r, err
-	}
-	season, err := svc.EnsureSeason(ctx)
-	if err != nil {
-		return r, err
-	}
-	p.say("scoring on: season %d open, every member in", season.Number)
-	if r.singleOn, r.batchOn, err = run("on"); err != nil {
-		return r, err
 	}
 	p.say("single awards: %.0f/s off, %.0f/s on: scoring costs %.1f%% (target ≤ %.0f%%) %s",
 		r.singleOff.rate(), r.singleOn.rate(), 100*r.singleCost(), 100*TargetScoringCost, verdict(r.singleCost() <= TargetScoringCost))
 	p.say("batch awards: %.0f/s off, %.0f/s on: scoring costs %.1f%% (target ≤ %.0f%%) %s",
 		r.batchOff.rate(), r.batchOn.rate(), 100*r.batchCost(), 100*TargetScoringCost, verdict(r.batchCost() <= TargetScoringCost))
-	return r, nil
+	// The phases after this one run with a season open.
+	_, err = svc.EnsureSeason(ctx)
+	return r, err
 }
 
 // boardPhase loads opt.SeasonMembers members into the open season by batch
