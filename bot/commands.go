@@ -189,6 +189,12 @@ func link(ctx context.Context, c *Call) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
+	if res.Outcome == ledger.Linked && c.router.tasks != nil {
+		// The season's board counts the joined accounts as one member.
+		if err := c.router.tasks.MergeScores(ctx, res.Survivor); err != nil {
+			c.router.log.Error("chat: season scores not merged after a link", "member", res.Survivor, "err", err)
+		}
+	}
 	switch res.Outcome {
 	case ledger.Linked:
 		return Reply{Text: c.L.N("link_done", res.Balance, map[string]any{"Points": c.L.Number(res.Balance)}), Private: true}, nil

@@ -529,3 +529,45 @@ func (s *Service) Leaderboard(ctx context.Context, season Season, limit int, mem
 	}
 	return b, nil
 }
+
+// MergeScores moves what /link joined into member onto it: the open season's
+// scores of the merged-away accounts (added up; the later time counts for
+// ties) and their season membership. Running it again changes nothing.
+func (s *Service) MergeScores(ctx context.Context, member int64) error {
+	if s.prog.Seasons == nil {
+		return nil
+	}
+	season, err := s.CurrentSeason(ctx)
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		// The member's row orders this with their awards.
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM members WHERE id = $1 FOR UPDATE", member); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `WITH gone AS (
+				DELETE FROM season_members WHERE member_id IN (SELECT id FROM members WHERE merged_into = $1) RETURNING joined_at)
+			INSERT INTO season_members (member_id, joined_at) SELECT $1, min(joined_at) FROM gone HAVING count(*) > 0
+			ON CONFLICT DO NOTHING`, member); err != nil {
+			return fmt.Errorf("merge season membership: %w", err)
+		}
+		_, err := tx.Exec(ctx, `WITH old AS (
+				SELECT member_id, score, reached_at FROM season_scores
+				WHERE season_id = $2 AND member_id IN (SELECT id FROM members WHERE merged_into = $1) AND (score > 0 OR joined)
+				FOR UPDATE),
+			cleared AS (
+				UPDATE season_scores s SET score = 0, joined = false, xid = pg_current_xact_id(), rev = s.rev + 1
+				FROM old WHERE s.season_id = $2 AND s.member_id = old.member_id)
+			INSERT INTO season_scores AS sc (season_id, member_id, score, reached_at, joined)
+			SELECT $2, $1, sum(score), max(reached_at), $3 OR EXISTS (SELECT 1 FROM season_members WHERE member_id = $1) FROM old
+			HAVING count(*) > 0
+			ON CONFLICT (season_id, member_id) DO UPDATE SET score = sc.score + excluded.score,
+				reached_at = greatest(sc.reached_at, excluded.reached_at), joined = sc.joined OR excluded.joined,
+				xid = pg_current_xact_id(), rev = sc.rev + 1`, member, season.ID, season.AutoJoin)
+		if err != nil {
+			return fmt.Errorf("merge season scores: %w", err)
+		}
+		return nil
+	})
+}

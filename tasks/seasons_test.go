@@ -417,3 +417,39 @@ func boardDiff(ctx context.Context, rr *RedisRanker, pg pgRanker, rdb *redis.Cli
 	}
 	return ""
 }
+
+func TestSeasons_LinkedAccountsAreOneOnTheBoard(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinOptIn, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, _ := e.svc.EnsureSeason(ctx)
+	a := e.member(t, "1").Member
+	p, _ := e.ledger.EnsureMember(ctx, "discord", "2", "b")
+	b := p.ID
+	e.svc.Join(ctx, b) // only the Discord account joined
+	e.award(t, a, 100) // not in: does not count
+	e.award(t, b, 70)
+	code, _, _ := e.ledger.CreateLinkCode(ctx, b, "discord")
+	res, err := e.ledger.Link(ctx, code, a)
+	if err != nil || res.Outcome != ledger.Linked || res.Survivor != a {
+		t.Fatalf("link %+v %v", res, err)
+	}
+	for range 2 { // again changes nothing
+		if err := e.svc.MergeScores(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, ok := e.score(t, season.ID, a); !ok || got != 70 {
+		t.Fatalf("survivor's score %d (on board %v), want the 70 the joined account earned", got, ok)
+	}
+	if _, ok := e.score(t, season.ID, b); ok {
+		t.Fatal("the merged-away account is still on the board")
+	}
+	if in, _ := e.svc.Joined(ctx, a); !in {
+		t.Fatal("the survivor did not take over the season membership")
+	}
+	e.award(t, a, 5)
+	if got, _ := e.score(t, season.ID, a); got != 75 {
+		t.Fatalf("score after a new award %d, want 75", got)
+	}
+}
