@@ -451,13 +451,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	limit := defaultHistory
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > ledger.MaxHistory {
-			return tally.Errorf(tally.EINVALID, "limit must be a whole number from 1 to %d", ledger.MaxHistory)
-		}
-		limit = n
+	limit, err := limitParam(q, defaultHistory, ledger.MaxHistory)
+	if err != nil {
+		return err
 	}
 	var before int64
 	if v := q.Get("before"); v != "" {
@@ -485,4 +481,18 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// limitParam reads the page size of a list call: def when not given, else a
+// whole number from 1 to most.
+func limitParam(q url.Values, def, most int) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, tally.Errorf(tally.EINVALID, "limit must be a whole number from 1 to %d", most)
+	}
+	return n, nil
 }

@@ -76,13 +76,9 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {
 		return tally.Errorf(tally.ENOTFOUND, "the audit log is not available")
 	}
 	q := r.URL.Query()
-	limit := defaultAudit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > tasks.MaxAudit {
-			return tally.Errorf(tally.EINVALID, "limit must be a whole number from 1 to %d", tasks.MaxAudit)
-		}
-		limit = n
+	limit, err := limitParam(q, defaultAudit, tasks.MaxAudit)
+	if err != nil {
+		return err
 	}
 	var before int64
 	if v := q.Get("before"); v != "" {

@@ -118,13 +118,9 @@ func (s *Server) leaderboard(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	limit := defaultBoard
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > tasks.MaxBoard {
-			return tally.Errorf(tally.EINVALID, "limit must be a whole number from 1 to %d", tasks.MaxBoard)
-		}
-		limit = n
+	limit, err := limitParam(q, defaultBoard, tasks.MaxBoard)
+	if err != nil {
+		return err
 	}
 	var member int64
 	if v := q.Get("member"); v != "" {
