@@ -43,7 +43,7 @@ func newSeasonEnv(t *testing.T) *taskEnv {
 	pool := tallytest.DB(t)
 	l := ledger.New(pool, clock)
 	svc := tasks.New(pool, l, prog, clock, slog.Default())
-	q := &queued{}
+	q := &tallytest.Notifier{}
 	svc.SetNotifier(q)
 	r := bot.NewRouter(l, cat, prog, slog.Default())
 	r.UseTasks(svc)
@@ -94,14 +94,14 @@ func TestSeason_JoinScoreAndLeaderboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.queue.messages) != 4 {
-		t.Fatalf("%d messages, want 3 prizes and 1 announcement", len(e.queue.messages))
+	if len(e.queue.Messages()) != 4 {
+		t.Fatalf("%d messages, want 3 prizes and 1 announcement", len(e.queue.Messages()))
 	}
-	prize := e.render(e.queue.messages[0])
+	prize := e.render(e.queue.Messages()[0])
 	if prize.UserID != "2" || !strings.Contains(prize.Text, "Acme-Liga 1") || !strings.Contains(prize.Text, "500") {
 		t.Fatalf("prize message %+v", prize)
 	}
-	post := e.render(e.queue.messages[3])
+	post := e.render(e.queue.Messages()[3])
 	if post.ChatID != "-100777" || !strings.Contains(post.Text, "Acme League 1") || !strings.Contains(post.Text, "🥇 *bob*") ||
 		!strings.Contains(post.Text, "Acme League 2") {
 		t.Fatalf("announcement %+v", post)

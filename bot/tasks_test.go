@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,34 +43,7 @@ title = { en = "Share a photo", de = "Teile ein Foto" }
 type taskEnv struct {
 	*env
 	tasks *tasks.Service
-	queue *queued
-}
-
-// queued remembers what the tasks service handed to the queue.
-type queued struct {
-	mu       sync.Mutex
-	pays     []int64
-	messages []int64
-}
-
-func (q *queued) PayClaim(_ context.Context, id int64) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.pays = append(q.pays, id)
-	return nil
-}
-
-func (q *queued) Send(_ context.Context, id int64) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.messages = append(q.messages, id)
-	return nil
-}
-
-func (q *queued) lastMessage() int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.messages[len(q.messages)-1]
+	queue *tallytest.Notifier
 }
 
 func newTaskEnv(t *testing.T) *taskEnv {
@@ -90,7 +62,7 @@ func newTaskEnv(t *testing.T) *taskEnv {
 	pool := tallytest.DB(t)
 	l = ledger.New(pool, clock)
 	svc := tasks.New(pool, l, prog, clock, slog.Default())
-	q := &queued{}
+	q := &tallytest.Notifier{}
 	svc.SetNotifier(q)
 	r := bot.NewRouter(l, cat, prog, slog.Default())
 	r.UseTasks(svc)
@@ -134,10 +106,10 @@ func TestTasks_ClaimsInTheMembersLanguage(t *testing.T) {
 	e.expect(member, "/claim nope", "nope", "/tasks")
 	e.expect(member, "/claim", "/tasks")
 	e.expect(member, "/claim share https://instagram.com/p/1", "Teile ein Foto")
-	if err := e.tasks.PayClaim(context.Background(), e.queue.pays[0]); err != nil {
+	if err := e.tasks.PayClaim(context.Background(), e.queue.Pays()[0]); err != nil {
 		t.Fatal(err)
 	}
-	out := e.render(e.queue.lastMessage())
+	out := e.render(last(e.queue.Messages()))
 	if out.UserID != "1" || !strings.Contains(out.Text, "+10") || !strings.Contains(out.Text, "Täglicher Check-in") {
 		t.Fatalf("payment message %+v", out)
 	}
@@ -148,7 +120,7 @@ func TestTasks_ReviewButtons(t *testing.T) {
 	e := newTaskEnv(t)
 	ctx := context.Background()
 	e.say(member, "/claim share https://instagram.com/p/1")
-	post := e.render(e.queue.lastMessage())
+	post := e.render(last(e.queue.Messages()))
 	if post.ChatID != "-1001234" || !strings.Contains(post.Text, "Alice") || !strings.Contains(post.Text, "https://instagram.com/p/1") ||
 		len(post.Buttons) != 2 || post.Buttons[0].Data != "approve:1" || post.Buttons[1].Data != "reject:1" {
 		t.Fatalf("review post %+v", post)
@@ -174,8 +146,8 @@ func TestTasks_ReviewButtons(t *testing.T) {
 	if r.Ask != nil || !strings.Contains(r.Answer, "Mo") || !strings.Contains(r.Edit, "Approved by Mo") {
 		t.Fatalf("late reject: %+v", r)
 	}
-	if len(e.queue.pays) != 1 {
-		t.Fatalf("%d payments handed on", len(e.queue.pays))
+	if len(e.queue.Pays()) != 1 {
+		t.Fatalf("%d payments handed on", len(e.queue.Pays()))
 	}
 	// Reject asks for a reason first.
 	r = e.router.Press(ctx, bot.Request{User: mod2, ChatID: "-1001234"}, "reject:2")
@@ -189,7 +161,7 @@ func TestTasks_ReviewButtons(t *testing.T) {
 	if !strings.Contains(r.Edit, "Rejected by Max: private profile") {
 		t.Fatalf("reject: %+v", r)
 	}
-	out := e.render(e.queue.lastMessage())
+	out := e.render(last(e.queue.Messages()))
 	if out.UserID != "900" || !strings.Contains(out.Text, "private profile") {
 		t.Fatalf("rejection message %+v", out)
 	}
@@ -240,3 +212,5 @@ func TestTasks_ModeratorCommands(t *testing.T) {
 	e.say(d, "/help")
 	expect(do(mod, nil, "/award <@555> 5"), "Dee", "5")
 }
+
+func last(ids []int64) int64 { return ids[len(ids)-1] }

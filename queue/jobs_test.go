@@ -299,7 +299,7 @@ func TestJobs_ReconcilerRecoversFromARedisFlush(t *testing.T) {
 	e := newJobsEnv(t)
 	// Claims made while no worker runs; then Redis loses everything.
 	who := e.member(t, "1")
-	notifier := &queueless{}
+	notifier := &tallytest.Notifier{} // a queue that will lose everything handed to it
 	e.tasks.SetNotifier(notifier)
 	if _, err := e.tasks.Claim(context.Background(), who, "checkin", ""); err != nil {
 		t.Fatal(err)
@@ -338,12 +338,6 @@ func TestJobs_ReconcilerRecoversFromARedisFlush(t *testing.T) {
 		t.Fatalf("review post %+v", review)
 	}
 }
-
-// queueless is a queue that lost everything handed to it.
-type queueless struct{}
-
-func (queueless) PayClaim(context.Context, int64) error { return nil }
-func (queueless) Send(context.Context, int64) error     { return nil }
 
 func TestJobs_ArchivedJobIsRunAgainByTheReconciler(t *testing.T) {
 	t.Parallel()

@@ -302,3 +302,41 @@ func Contains(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// Notifier records the work a service hands to the queue (the tasks
+// service's Notifier) without running it, so a test runs the jobs itself.
+type Notifier struct {
+	mu       sync.Mutex
+	pays     []int64
+	messages []int64
+}
+
+// PayClaim records a claim handed on for payment.
+func (n *Notifier) PayClaim(_ context.Context, id int64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.pays = append(n.pays, id)
+	return nil
+}
+
+// Send records a message handed on for sending.
+func (n *Notifier) Send(_ context.Context, id int64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.messages = append(n.messages, id)
+	return nil
+}
+
+// Pays returns the claims handed on for payment, in order.
+func (n *Notifier) Pays() []int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int64(nil), n.pays...)
+}
+
+// Messages returns the messages handed on for sending, in order.
+func (n *Notifier) Messages() []int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int64(nil), n.messages...)
+}

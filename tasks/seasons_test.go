@@ -45,7 +45,7 @@ title = { en = "Daily check-in" }
 	clock := tallytest.NewClock(now)
 	l := ledger.New(pool, clock)
 	svc := New(pool, l, prog, clock, slog.Default())
-	rec := &recorder{}
+	rec := &tallytest.Notifier{}
 	svc.SetNotifier(rec)
 	return &env{svc: svc, ledger: l, clock: clock, notes: rec}
 }
@@ -90,7 +90,7 @@ func TestSeasons_ScoreIsWhatWasEarnedWhileIn(t *testing.T) {
 	if _, err := e.svc.Claim(ctx, e.member(t, "1"), "checkin", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.PayClaim(ctx, e.notes.pays[0]); err != nil {
+	if err := e.svc.PayClaim(ctx, e.notes.Pays()[0]); err != nil {
 		t.Fatal(err)
 	}
 	// Spending and prizes do not change a score.
@@ -209,8 +209,8 @@ func TestSeasons_RolloverAtMonthEndInBerlin(t *testing.T) {
 		t.Fatalf("winner's balance %d, want 1600 (prize once)", bal.Available)
 	}
 	// Winners are told (three messages) and the podium posted once.
-	if len(e.notes.messages) != 3+1 {
-		t.Fatalf("%d messages handed on, want 4", len(e.notes.messages))
+	if len(e.notes.Messages()) != 3+1 {
+		t.Fatalf("%d messages handed on, want 4", len(e.notes.Messages()))
 	}
 	e.check(t)
 }

@@ -70,28 +70,7 @@ type env struct {
 	svc    *Service
 	ledger *ledger.Service
 	clock  *tallytest.Clock
-	notes  *recorder
-}
-
-// recorder is a Notifier that remembers what was handed on.
-type recorder struct {
-	mu       sync.Mutex
-	pays     []int64
-	messages []int64
-}
-
-func (r *recorder) PayClaim(_ context.Context, id int64) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pays = append(r.pays, id)
-	return nil
-}
-
-func (r *recorder) Send(_ context.Context, id int64) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.messages = append(r.messages, id)
-	return nil
+	notes  *tallytest.Notifier
 }
 
 func newEnv(t *testing.T) *env {
@@ -104,7 +83,7 @@ func newEnv(t *testing.T) *env {
 	clock := tallytest.NewClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)) // a Monday
 	l := ledger.New(pool, clock)
 	svc := New(pool, l, prog, clock, slog.Default())
-	rec := &recorder{}
+	rec := &tallytest.Notifier{}
 	svc.SetNotifier(rec)
 	return &env{svc: svc, ledger: l, clock: clock, notes: rec}
 }
@@ -174,8 +153,8 @@ func TestClaim_AutoIsPaidOnceAcrossRetriesAndACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status != Approved || len(e.notes.pays) != 1 || e.notes.pays[0] != c.ID {
-		t.Fatalf("claim %+v, pays %v", c, e.notes.pays)
+	if c.Status != Approved || len(e.notes.Pays()) != 1 || e.notes.Pays()[0] != c.ID {
+		t.Fatalf("claim %+v, pays %v", c, e.notes.Pays())
 	}
 	// The worker dies after the ledger commit, before the job completes.
 	crashes := 1
@@ -204,10 +183,10 @@ func TestClaim_AutoIsPaidOnceAcrossRetriesAndACrash(t *testing.T) {
 	if err != nil || paid.PaidTxn == 0 {
 		t.Fatalf("claim not recorded as paid: %+v %v", paid, err)
 	}
-	if len(e.notes.messages) != 1 {
-		t.Fatalf("%d approval messages handed on, want 1", len(e.notes.messages))
+	if len(e.notes.Messages()) != 1 {
+		t.Fatalf("%d approval messages handed on, want 1", len(e.notes.Messages()))
 	}
-	m, err := e.svc.Message(ctx, e.notes.messages[0])
+	m, err := e.svc.Message(ctx, e.notes.Messages()[0])
 	if err != nil || m.Kind != KindClaimApproved || m.UserID != "1" || m.Param("balance") != 10 || m.Param("claim") != c.ID {
 		t.Fatalf("approval message %+v %v", m, err)
 	}
@@ -360,14 +339,14 @@ func TestDecide_ThreeModeratorsAtOncePayOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status != Pending || c.Evidence != "https://instagram.com/p/abc" || len(e.notes.pays) != 0 {
-		t.Fatalf("manual claim %+v, pays %v", c, e.notes.pays)
+	if c.Status != Pending || c.Evidence != "https://instagram.com/p/abc" || len(e.notes.Pays()) != 0 {
+		t.Fatalf("manual claim %+v, pays %v", c, e.notes.Pays())
 	}
 	// Posted to both review chats.
-	if len(e.notes.messages) != 2 {
-		t.Fatalf("%d review posts, want 2", len(e.notes.messages))
+	if len(e.notes.Messages()) != 2 {
+		t.Fatalf("%d review posts, want 2", len(e.notes.Messages()))
 	}
-	for _, id := range e.notes.messages {
+	for _, id := range e.notes.Messages() {
 		m, err := e.svc.Message(ctx, id)
 		if err != nil || m.Kind != KindReview || m.ChatID == "" || m.Param("claim") != c.ID {
 			t.Fatalf("review post %+v %v", m, err)
@@ -398,8 +377,8 @@ func TestDecide_ThreeModeratorsAtOncePayOnce(t *testing.T) {
 			t.Errorf("decision shows %+v", d.Claim)
 		}
 	}
-	if first != 1 || len(e.notes.pays) != 1 {
-		t.Fatalf("%d first decisions, %d payments handed on; want 1 and 1", first, len(e.notes.pays))
+	if first != 1 || len(e.notes.Pays()) != 1 {
+		t.Fatalf("%d first decisions, %d payments handed on; want 1 and 1", first, len(e.notes.Pays()))
 	}
 	// Every moderator's job runs (duplicates): one payment.
 	for range 3 {
@@ -445,7 +424,7 @@ func TestDecide_RejectOwnClaimAndLimit(t *testing.T) {
 	if err != nil || !d.Decided || d.Claim.Status != Rejected || d.Claim.Reason != "the link is private" {
 		t.Fatalf("reject: %+v %v", d, err)
 	}
-	last := e.notes.messages[len(e.notes.messages)-1]
+	last := e.notes.Messages()[len(e.notes.Messages())-1]
 	if m, err := e.svc.Message(ctx, last); err != nil || m.Kind != KindClaimRejected || m.UserID != "1" {
 		t.Fatalf("rejection message %+v %v", m, err)
 	}
