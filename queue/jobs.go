@@ -31,10 +31,16 @@ const (
 	// TypeCloseSeason closes a season whose end has passed; payload: its id,
 	// task id "season:close:<id>".
 	TypeCloseSeason = "season:close"
+	// TypeExpire expires the lots whose expiry has passed (every
+	// ExpireEvery; two runs at once share the work).
+	TypeExpire = "expiry:sweep"
 	// TypeSeasonsDue runs at each season boundary of the programme's cadence
 	// (in its timezone) and enqueues the close of every season due.
 	TypeSeasonsDue = "season:due"
 )
+
+// ExpireEvery is how often expired points are swept.
+const ExpireEvery = "@every 5m"
 
 // seasonCron is when each cadence's seasons turn over.
 var seasonCron = map[string]string{
@@ -77,6 +83,11 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	q.Handle(TypeReconcile, asynq.HandlerFunc(j.reconcile))
 	q.Handle(TypeCloseSeason, asynq.HandlerFunc(j.closeSeason))
 	q.Handle(TypeSeasonsDue, asynq.HandlerFunc(j.seasonsDue))
+	q.Handle(TypeExpire, asynq.HandlerFunc(j.expire))
+	if _, err := q.scheduler.Register(ExpireEvery, asynq.NewTask(TypeExpire, nil),
+		asynq.Unique(4*time.Minute), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute)); err != nil {
+		return nil, fmt.Errorf("schedule expiry sweep: %w", err)
+	}
 	// Unique, not a task id: a task id stays taken while a failed run sits in
 	// the archive, which would stop the reconciler for good.
 	if _, err := q.scheduler.Register(ReconcileEvery, asynq.NewTask(TypeReconcile, nil),
@@ -319,4 +330,33 @@ func (j *Jobs) closeSeason(ctx context.Context, t *asynq.Task) error {
 		j.log.Info("season closed", "season", res.Season.Number, "standings", len(res.Standings), "next", res.Next.Number)
 	}
 	return err
+}
+
+func (j *Jobs) expire(ctx context.Context, _ *asynq.Task) error {
+	if err := j.Expire(ctx); err != nil {
+		j.log.Error("queue: expiry sweep failed; next try at the next run", "err", err)
+	}
+	return nil
+}
+
+// Expire runs the expiry sweep until no due lot is left, logging what it
+// expired.
+func (j *Jobs) Expire(ctx context.Context) error {
+	var lots, points int64
+	start := time.Now()
+	for {
+		sw, err := j.tasks.Ledger().ExpireDue(ctx)
+		if err != nil {
+			return err
+		}
+		if len(sw.Lots) == 0 {
+			break
+		}
+		lots += int64(len(sw.Lots))
+		points += sw.Points
+	}
+	if lots > 0 {
+		j.log.Info("expired points", "lots", lots, "points", points, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }

@@ -460,3 +460,26 @@ title = { en = "Share" }
 		t.Fatal("the pressed Telegram post was edited by the queue too")
 	}
 }
+
+func TestJobs_ExpireSweepsDuePoints(t *testing.T) {
+	t.Parallel()
+	e := newJobsEnv(t)
+	_, jobs := e.start(t, nil)
+	ctx := context.Background()
+	soon := time.Now().Add(time.Second)
+	res, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{Platform: "telegram", UserID: "1"}, Points: 25, Key: "promo", ExpiresAt: &soon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(soon) + 50*time.Millisecond)
+	if err := jobs.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var expired int64
+	if err := e.pool.QueryRow(ctx, "SELECT coalesce(sum(amount), 0) FROM postings WHERE account = 'expired' AND member_id = $1", res.MemberID).Scan(&expired); err != nil || expired != 25 {
+		t.Fatalf("expired %d (%v), want 25", expired, err)
+	}
+	if rep, err := e.ledger.Check(ctx); err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep.Violations, err)
+	}
+}

@@ -58,6 +58,9 @@ func (s *Service) SetRanker(r Ranker) { s.ranks = r }
 // SetNotifier sets where committed work is handed on (the queue).
 func (s *Service) SetNotifier(n Notifier) { s.notify = n }
 
+// Ledger returns the ledger the service pays through.
+func (s *Service) Ledger() *ledger.Service { return s.ledger }
+
 // Program returns the programme the service runs.
 func (s *Service) Program() *program.Program { return s.prog }
 
