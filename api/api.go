@@ -31,6 +31,7 @@ type Ledger interface {
 	History(ctx context.Context, ref ledger.MemberRef, before int64, limit int) ([]ledger.Entry, bool, error)
 	Describe(ctx context.Context, ids []int64) (map[int64]ledger.Member, error)
 	Resolve(ctx context.Context, ref ledger.MemberRef) (int64, error)
+	Liability(ctx context.Context, loc *time.Location, from, to string) (ledger.Liability, error)
 }
 
 // Check is a named readiness check (Postgres, Redis).
@@ -51,6 +52,7 @@ type Server struct {
 	mounts  []mount
 	audit   AuditLog
 	seasons SeasonService
+	loc     *time.Location // the programme's timezone, for reports; UTC when nil
 }
 
 type mount struct {
@@ -121,6 +123,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/seasons", s.guard(s.seasonList))
 	mux.Handle("GET /v1/seasons/current", s.guard(s.currentSeason))
 	mux.Handle("POST /v1/seasons/{id}/close", s.guard(s.closeSeason))
+	mux.Handle("GET /v1/reports/liability", s.guard(s.liability))
 	mux.Handle("/v1/", s.guard(func(w http.ResponseWriter, r *http.Request) error {
 		return tally.Errorf(tally.ENOTFOUND, "no admin API call %s %s", r.Method, r.URL.Path)
 	}))

@@ -34,8 +34,13 @@ func (s *Service) AwardBatch(ctx context.Context, awards []Award) (out []BatchRe
 	b := &batch{awards: awards, now: now, out: make([]BatchResult, len(awards)),
 		fps: make([][]byte, len(awards)), expiries: make([]*time.Time, len(awards))}
 	for i, a := range awards {
+		// The fingerprint is of the request: a replay after the programme's
+		// expiry policy changed is still a replay.
 		b.expiries[i] = truncExpiry(a.ExpiresAt)
 		b.fps[i] = fingerprint(KindAward, a.Member, a.Points, a.Reason, b.expiries[i])
+		if b.expiries[i] == nil {
+			b.expiries[i] = s.defaultExpiry(now)
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		err := s.runBatch(ctx, b)

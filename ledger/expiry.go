@@ -68,3 +68,54 @@ func outcomeOf(err error) string {
 	}
 	return "ok"
 }
+
+// ExpiryPolicy is the programme's rule for when earned points expire.
+type ExpiryPolicy struct {
+	Policy   string // after_earn, inactivity or none
+	Months   int    // the lifetime in calendar months…
+	Fixed    time.Duration
+	Location *time.Location // …added in this zone
+}
+
+// Expires returns when points earned (or, under inactivity, last touched) at
+// t expire; nil under the policy none. Months are added on the calendar in
+// the policy's zone, a day past the end of a month becoming its last day,
+// as Postgres adds them.
+func (p ExpiryPolicy) Expires(t time.Time) *time.Time {
+	if p.Policy != "after_earn" && p.Policy != "inactivity" {
+		return nil
+	}
+	loc := p.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	l := t.In(loc)
+	if p.Months > 0 {
+		y, m, d := l.Date()
+		first := time.Date(y, m+time.Month(p.Months), 1, l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), loc)
+		last := first.AddDate(0, 1, -1).Day()
+		l = time.Date(first.Year(), first.Month(), min(d, last), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), loc)
+	}
+	e := l.Add(p.Fixed).UTC()
+	return &e
+}
+
+// SetExpiryPolicy records the policy the database applies on its own (the
+// inactivity policy re-dates a member's lots on each earning or spending).
+func (s *Service) SetExpiryPolicy(ctx context.Context, p ExpiryPolicy) error {
+	policy := p.Policy
+	if policy == "" {
+		policy = "none"
+	}
+	tz := "UTC"
+	if p.Location != nil {
+		tz = p.Location.String()
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO expiry_policy (policy, after_months, after_fixed, timezone) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (only_row) DO UPDATE SET policy = excluded.policy, after_months = excluded.after_months,
+			after_fixed = excluded.after_fixed, timezone = excluded.timezone`, policy, p.Months, p.Fixed, tz)
+	if err != nil {
+		return fmt.Errorf("set expiry policy: %w", err)
+	}
+	return nil
+}

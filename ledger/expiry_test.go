@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/tallytest"
 )
 
 func TestExpireDue_MovesWhatIsLeftOfDueLotsOnce(t *testing.T) {
@@ -112,4 +113,66 @@ func TestExpireDue_ConcurrentSweepsAwardsAndSpending(t *testing.T) {
 		t.Fatalf("%d due points left unexpired; expired account %d, sweeps reported %d", left, expiredPosted, expired)
 	}
 	mustCheck(t, l)
+}
+
+func TestExpiryPolicy_AfterEarnAndInactivity(t *testing.T) {
+	t.Parallel()
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	// Months are added on the calendar; a day past a month's end is its last day.
+	p := ledger.ExpiryPolicy{Policy: "after_earn", Months: 1, Location: berlin}
+	if got := p.Expires(time.Date(2027, 1, 31, 10, 0, 0, 0, berlin)); !got.Equal(time.Date(2027, 2, 28, 10, 0, 0, 0, berlin)) {
+		t.Fatalf("31 January + 1 month = %v", got)
+	}
+	if got := (ledger.ExpiryPolicy{Policy: "none", Months: 1}).Expires(t0); got != nil {
+		t.Fatalf("policy none gives an expiry %v", got)
+	}
+
+	pool := tallytest.DB(t)
+	clock := tallytest.NewClock(t0)
+	ctx := context.Background()
+	year := ledger.ExpiryPolicy{Policy: "after_earn", Months: 12, Location: berlin}
+	l := ledger.New(pool, clock, ledger.WithExpiry(year.Expires))
+	res, err := l.Award(ctx, ledger.Award{Member: ref(t, "telegram:1"), Points: 10, Key: "earn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, _ := l.History(ctx, ref(t, "telegram:1"), 0, 1)
+	if entries[0].ExpiresAt == nil || !entries[0].ExpiresAt.Equal(t0.AddDate(1, 0, 0)) {
+		t.Fatalf("expiry %v, want a year after %v", entries[0].ExpiresAt, t0)
+	}
+	// The policy changes between runs: a replay is still a replay.
+	l2 := ledger.New(pool, clock, ledger.WithExpiry(ledger.ExpiryPolicy{Policy: "after_earn", Months: 6}.Expires))
+	again, err := l2.Award(ctx, ledger.Award{Member: ref(t, "telegram:1"), Points: 10, Key: "earn"})
+	if err != nil || !again.Replayed || again.TxnID != res.TxnID {
+		t.Fatalf("replay after a policy change: %+v %v", again, err)
+	}
+
+	// Inactivity: every earning or spending moves all the member's expiries.
+	month := ledger.ExpiryPolicy{Policy: "inactivity", Fixed: 30 * 24 * time.Hour}
+	if err := l.SetExpiryPolicy(ctx, month); err != nil {
+		t.Fatal(err)
+	}
+	li := ledger.New(pool, clock, ledger.WithExpiry(month.Expires))
+	mustAward(t, li, "telegram:2", 50, "i1", nil)
+	clock.Advance(10 * 24 * time.Hour)
+	mustAward(t, li, "telegram:2", 20, "i2", nil)
+	clock.Advance(10 * 24 * time.Hour)
+	if _, err := li.Deduct(ctx, ledger.Deduction{Member: ref(t, "telegram:2"), Points: 5, Key: "i3"}); err != nil {
+		t.Fatal(err)
+	}
+	want := clock.Now().Add(30 * 24 * time.Hour)
+	exp, ok, err := li.NextExpiry(ctx, res.MemberID+1)
+	if err != nil || !ok || !exp.At.Equal(want) || exp.Points != 65 {
+		t.Fatalf("next expiry %+v %v %v; want all 65 points at %v", exp, ok, err, want)
+	}
+	// Nothing expires before then; everything at once after.
+	clock.Set(want.Add(-time.Second))
+	if sw, _ := li.ExpireDue(ctx); len(sw.Lots) != 0 {
+		t.Fatalf("expired early: %+v", sw)
+	}
+	clock.Set(want)
+	if sw, err := li.ExpireDue(ctx); err != nil || sw.Points != 65 {
+		t.Fatalf("sweep %+v %v", sw, err)
+	}
+	mustCheck(t, li)
 }

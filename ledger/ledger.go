@@ -175,6 +175,7 @@ type Service struct {
 	pool    *pgxpool.Pool
 	clock   tally.Clock
 	observe Observer
+	expiry  func(earned time.Time) *time.Time
 }
 
 // Option configures a Service.
@@ -182,6 +183,21 @@ type Option func(*Service)
 
 // WithObserver reports every operation to o.
 func WithObserver(o Observer) Option { return func(s *Service) { s.observe = o } }
+
+// WithExpiry sets when earned points expire when an award does not say:
+// expires returns the expiry of points earned at earned (nil: never). The
+// programme's [expiry] policy decides it.
+func WithExpiry(expires func(earned time.Time) *time.Time) Option {
+	return func(s *Service) { s.expiry = expires }
+}
+
+// defaultExpiry is the expiry of points earned at now that came without one.
+func (s *Service) defaultExpiry(now time.Time) *time.Time {
+	if s.expiry == nil {
+		return nil
+	}
+	return truncExpiry(s.expiry(now))
+}
 
 // New returns a ledger on pool that reads time from clock.
 func New(pool *pgxpool.Pool, clock tally.Clock, opts ...Option) *Service {
@@ -458,8 +474,13 @@ func (s *Service) award(ctx context.Context, kind string, a Award, internal bool
 	if err != nil {
 		return Result{}, err
 	}
+	// The fingerprint is of the request: a replay after the programme's
+	// expiry policy changed is still a replay.
 	expires := truncExpiry(a.ExpiresAt)
 	fp := fingerprint(kind, a.Member, a.Points, a.Reason, expires)
+	if expires == nil {
+		expires = s.defaultExpiry(now)
+	}
 	for attempt := 1; ; attempt++ {
 		res = Result{MemberID: member, Points: a.Points, CreatedAt: now}
 		err = s.pool.QueryRow(ctx, "SELECT txn_id, balance_after FROM ledger_credit($1, $2, $3, 'issued', $4, $5, $6, $7, $8)",

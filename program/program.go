@@ -1,7 +1,7 @@
 // Package program loads a brand's programme file (TALLY_PROGRAM, TOML): its
-// name, default language and timezone, its moderators, its tasks and its
-// seasons, and, as Tally grows, its expiry rules. The file is validated at
-// start; a bad key or value stops the start with an error that names it.
+// name, default language and timezone, its moderators, its tasks, its
+// seasons and its expiry rules. The file is validated at start; a bad key or
+// value stops the start with an error that names it.
 package program
 
 import (
@@ -56,6 +56,9 @@ type Program struct {
 	Tasks []Task
 	// Seasons is nil when the file has no [seasons] section.
 	Seasons *Seasons
+	// Expiry has Policy PolicyNone and the default SweepEvery when the file
+	// has no [expiry] section.
+	Expiry Expiry
 }
 
 // IsModerator reports whether the platform user, holding roles (Discord), is
@@ -93,11 +96,12 @@ type file struct {
 	} `toml:"moderation"`
 	Tasks   []fileTask   `toml:"tasks"`
 	Seasons *fileSeasons `toml:"seasons"`
+	Expiry  *fileExpiry  `toml:"expiry"`
 }
 
 // plannedSections are in DESIGN.md but not built yet: naming them gets a
 // clearer error than "unknown key".
-var plannedSections = map[string]bool{"expiry": true}
+var plannedSections = map[string]bool{}
 
 // checkedLater reports whether k lies inside a value decoded as any and
 // checked by Parse itself: the decoder reports what is inside such a value
@@ -113,6 +117,8 @@ func checkedLater(k toml.Key) bool {
 		return slices.Contains(taskKeys, k[1])
 	case "seasons":
 		return slices.Contains(seasonKeys, k[1])
+	case "expiry":
+		return slices.Contains(expiryKeys, k[1])
 	}
 	return false
 }
@@ -212,6 +218,9 @@ func Parse(data []byte, source string) (*Program, error) {
 	if p.Seasons, err = parseSeasons(f.Seasons, p.DefaultLocale); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
+	if p.Expiry, err = parseExpiry(f.Expiry); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	return p, nil
 }
 
@@ -247,10 +256,13 @@ func undecoded(md toml.MetaData, data []byte) error {
 	if k[0] == "seasons" && len(k) > 1 {
 		return fmt.Errorf("unknown key %q (known in [seasons]: %s)", k.String(), strings.Join(seasonKeys, ", "))
 	}
+	if k[0] == "expiry" && len(k) > 1 {
+		return fmt.Errorf("unknown key %q (known in [expiry]: %s)", k.String(), strings.Join(expiryKeys, ", "))
+	}
 	return fmt.Errorf("unknown key %q (known: program.name, program.default_locale, program.timezone, "+
 		"moderation.telegram_admin_ids, moderation.discord_role_ids, moderation.discord_guild_ids, "+
 		"moderation.telegram_review_chat, moderation.discord_review_channel, moderation.daily_award_limit, "+
-		"[[tasks]], [seasons])", k.String())
+		"[[tasks]], [seasons], [expiry])", k.String())
 }
 
 // parseReview checks and sets the moderation keys about reviewing claims.

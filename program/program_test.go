@@ -3,6 +3,7 @@ package program_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,6 @@ func TestParse_ErrorsNameTheKey(t *testing.T) {
 	cases := map[string]struct{ toml, want string }{
 		"unknown key":        {"[program]\nnme = \"x\"", `"program.nme"`},
 		"unknown section":    {"[shop]\nurl = \"x\"", `"shop"`},
-		"planned expiry":     {"[expiry]\npolicy = \"none\"", "[expiry] is not implemented yet"},
 		"bad telegram admin": {"[moderation]\ntelegram_admin_ids = [-4]", "moderation.telegram_admin_ids[0]"},
 		"bad discord role":   {"[moderation]\ndiscord_role_ids = [\"mods\"]", "moderation.discord_role_ids[0]"},
 		"role as number":     {"[moderation]\ndiscord_role_ids = [1400]", "discord_role_ids"},
@@ -577,5 +577,283 @@ func TestExample_HasMonthlySeasons(t *testing.T) {
 	}
 	if s.TelegramAnnounceChat != "" || s.DiscordAnnounceChannel != "" {
 		t.Error("the example sets no announce chats")
+	}
+}
+
+func TestParseDuration_Forms(t *testing.T) {
+	cases := []struct {
+		in   string
+		want program.Duration
+		err  string // part of the error; "" when valid
+	}{
+		{"90s", program.Duration{Fixed: 90 * time.Second}, ""},
+		{"30m", program.Duration{Fixed: 30 * time.Minute}, ""},
+		{"12h", program.Duration{Fixed: 12 * time.Hour}, ""},
+		{"7d", program.Duration{Fixed: 168 * time.Hour}, ""},
+		{"18mo", program.Duration{Months: 18}, ""},
+		{"1mo", program.Duration{Months: 1}, ""},
+		{"07d", program.Duration{Fixed: 168 * time.Hour}, ""},
+		{"106751d", program.Duration{Fixed: 106751 * 24 * time.Hour}, ""},
+		{"3504mo", program.Duration{Months: 3504}, ""},
+		{"0d", program.Duration{}, `"0d" is not a duration: it must be longer than 0`},
+		{"0mo", program.Duration{}, `"0mo" is not a duration: it must be longer than 0`},
+		{"-5m", program.Duration{}, `"-5m" is not a duration (use e.g. 90s, 30m, 12h, 7d, 18mo)`},
+		{"+5m", program.Duration{}, `"+5m" is not a duration`},
+		{"1.5h", program.Duration{}, `"1.5h" is not a duration (use e.g.`},
+		{"5", program.Duration{}, `"5" is not a duration`},
+		{"mo", program.Duration{}, `"mo" is not a duration`},
+		{"12 mo", program.Duration{}, `"12 mo" is not a duration`},
+		{" 12mo", program.Duration{}, `" 12mo" is not a duration`},
+		{"12MO", program.Duration{}, `"12MO" is not a duration`},
+		{"1y", program.Duration{}, `"1y" is not a duration (use e.g. 90s, 30m, 12h, 7d, 18mo; a year is 12mo, a week 7d)`},
+		{"2w", program.Duration{}, `a week 7d`},
+		{"1h30m", program.Duration{}, `"1h30m" is not a duration`},
+		{"1500ms", program.Duration{}, `"1500ms" is not a duration`},
+		{"", program.Duration{}, `"" is not a duration`},
+		{"106752d", program.Duration{}, `"106752d" is too long a duration (at most about 292 years)`},
+		{"3505mo", program.Duration{}, `"3505mo" is too long`},
+		{"99999999999999999999s", program.Duration{}, `is too long`},
+	}
+	for _, c := range cases {
+		got, err := program.ParseDuration(c.in)
+		switch {
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("ParseDuration(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("ParseDuration(%q) = %+v, %v; want an error with %s", c.in, got, err, c.err)
+		}
+	}
+}
+
+func TestDuration_StringRoundTrips(t *testing.T) {
+	for in, want := range map[string]string{
+		"90s": "90s", "60s": "1m", "3600s": "1h", "30m": "30m", "1440m": "1d", "12h": "12h",
+		"48h": "2d", "7d": "7d", "18mo": "18mo", "12mo": "12mo", "07d": "7d",
+	} {
+		d, err := program.ParseDuration(in)
+		if err != nil {
+			t.Fatalf("ParseDuration(%q): %v", in, err)
+		}
+		if d.String() != want {
+			t.Errorf("ParseDuration(%q).String() = %q, want %q", in, d.String(), want)
+		}
+		if back, err := program.ParseDuration(d.String()); err != nil || back != d {
+			t.Errorf("%q does not read back: %+v, %v", d.String(), back, err)
+		}
+	}
+	for d, want := range map[program.Duration]string{
+		{}:                                      "0s",
+		{Fixed: 10 * time.Second}:               "10s",
+		{Fixed: 61 * time.Minute}:               "61m",
+		{Fixed: 25 * time.Hour}:                 "25h",
+		{Fixed: 24*time.Hour + 30*time.Minute}:  "1470m",
+		{Fixed: 2*time.Hour + 30*time.Second}:   "7230s",
+		{Fixed: 100 * 24 * time.Hour}:           "100d",
+		{Fixed: 1500 * time.Millisecond}:        "1.5s",
+		{Fixed: 2*time.Hour + time.Millisecond}: "2h0m0.001s",
+		{Fixed: -5 * time.Minute}:               "-5m",
+		{Months: -2}:                            "-2mo",
+		{Months: 1, Fixed: 7 * 24 * time.Hour}:  "1mo+7d",
+	} {
+		if got := d.String(); got != want {
+			t.Errorf("%+v.String() = %q, want %q", d, got, want)
+		}
+	}
+	if !(program.Duration{}).IsZero() || (program.Duration{Months: 1}).IsZero() || (program.Duration{Fixed: 1}).IsZero() {
+		t.Error("IsZero")
+	}
+}
+
+func TestDuration_AfterAndBeforeInTheProgrammeTimezone(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := func(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, berlin) }
+	parse := func(s string) program.Duration {
+		d, err := program.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cases := []struct {
+		name          string
+		d             string
+		from, after   time.Time
+		before        time.Time // from minus d
+		elapsedAfterH float64   // hours from from to after; 0: not checked
+	}{
+		// Berlin moves from UTC+1 to UTC+2 on 2026-03-29 and back on 2026-10-25.
+		// Days are fixed 24-hour periods: 7d across the change is 168 hours
+		// and lands an hour later on the wall clock.
+		{"7d across spring DST", "7d", local(2026, 3, 25, 12), local(2026, 4, 1, 13), local(2026, 3, 18, 12), 168},
+		{"7d back across spring DST", "7d", local(2026, 4, 1, 12), local(2026, 4, 8, 12), local(2026, 3, 25, 11), 168},
+		{"1d on the autumn DST day", "1d", local(2026, 10, 24, 12), local(2026, 10, 25, 11), local(2026, 10, 23, 12), 24},
+		// Months are calendar months in the programme timezone: the wall
+		// clock stays, so a month across the change is 743 hours.
+		{"1mo across spring DST", "1mo", local(2026, 3, 15, 12), local(2026, 4, 15, 12), local(2026, 2, 15, 12), 31*24 - 1},
+		{"1mo across autumn DST", "1mo", local(2026, 10, 15, 12), local(2026, 11, 15, 12), local(2026, 9, 15, 12), 31*24 + 1},
+		// A day past the end of a month is its last day: 31 January + 1mo is
+		// 28 February (29 in a leap year), as the ledger counts.
+		{"31 January + 1mo", "1mo", local(2026, 1, 31, 12), local(2026, 2, 28, 12), local(2025, 12, 31, 12), 28 * 24},
+		{"31 January + 1mo, leap year", "1mo", local(2028, 1, 31, 12), local(2028, 2, 29, 12), local(2027, 12, 31, 12), 29 * 24},
+		// 31 March - 1mo is 28 February: Before does not undo After.
+		{"31 March - 1mo", "1mo", local(2026, 3, 31, 12), local(2026, 4, 30, 12), local(2026, 2, 28, 12), 30 * 24},
+		{"18mo", "18mo", local(2026, 1, 15, 0), local(2027, 7, 15, 0), local(2024, 7, 15, 0), 0},
+		{"90s", "90s", local(2026, 3, 29, 1), local(2026, 3, 29, 1).Add(90 * time.Second), local(2026, 3, 29, 1).Add(-90 * time.Second), 0.025},
+	}
+	for _, c := range cases {
+		d := parse(c.d)
+		got := d.After(c.from, berlin)
+		if !got.Equal(c.after) {
+			t.Errorf("%s: After(%v) = %v, want %v", c.name, c.from, got, c.after)
+		}
+		if got.Location() != berlin {
+			t.Errorf("%s: After is in %v, want Europe/Berlin", c.name, got.Location())
+		}
+		if c.elapsedAfterH != 0 && got.Sub(c.from).Hours() != c.elapsedAfterH {
+			t.Errorf("%s: After is %v later, want %vh", c.name, got.Sub(c.from), c.elapsedAfterH)
+		}
+		if b := d.Before(c.from, berlin); !b.Equal(c.before) {
+			t.Errorf("%s: Before(%v) = %v, want %v", c.name, c.from, b, c.before)
+		}
+	}
+	// Months are counted in the location given: 00:30 on 1 March in Berlin
+	// is still 28 February in UTC.
+	at := local(2026, 3, 1, 0).Add(30 * time.Minute)
+	if got, want := parse("1mo").After(at, time.UTC), time.Date(2026, 3, 28, 23, 30, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("1mo in UTC = %v, want %v", got, want)
+	}
+	if got, want := parse("1mo").After(at, berlin), local(2026, 4, 1, 0).Add(30*time.Minute); !got.Equal(want) {
+		t.Errorf("1mo in Berlin = %v, want %v", got, want)
+	}
+	if got := parse("1mo").After(at, nil); !got.Equal(parse("1mo").After(at, time.UTC)) || got.Location() != time.UTC {
+		t.Errorf("a nil location is UTC: %v", got)
+	}
+}
+
+func TestParse_ExpiryDefaults(t *testing.T) {
+	for _, src := range []string{"", "[program]\nname = \"x\"\n", "[expiry]\n", "[expiry]\npolicy = \"none\"\n"} {
+		p, err := program.Parse([]byte(src), "p.toml")
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		e := p.Expiry
+		if e.Policy != program.PolicyNone || !e.After.IsZero() || e.Reminders != nil || e.SweepEvery != time.Hour {
+			t.Errorf("%q: expiry = %+v, want policy none, sweep every 1h", src, e)
+		}
+	}
+	if e := program.Example().Expiry; e.Policy != program.PolicyNone || !e.After.IsZero() {
+		t.Errorf("the example expires points by policy: %+v; the demo must not", e)
+	}
+}
+
+func TestParse_ExpiryValues(t *testing.T) {
+	p, err := program.Parse([]byte(`
+[expiry]
+policy = "after_earn"
+after = "12mo"
+reminders = ["1d", "30d", "2h", "1mo", "7d"]
+sweep_every = "5m"
+`), "p.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.Expiry
+	want := []program.Duration{{Months: 1}, {Fixed: 30 * 24 * time.Hour}, {Fixed: 7 * 24 * time.Hour}, {Fixed: 24 * time.Hour}, {Fixed: 2 * time.Hour}}
+	if e.Policy != program.PolicyAfterEarn || e.After != (program.Duration{Months: 12}) || e.SweepEvery != 5*time.Minute || !slices.Equal(e.Reminders, want) {
+		t.Fatalf("expiry = %+v, want reminders longest first %v", e, want)
+	}
+	for _, c := range []struct {
+		src   string
+		check func(program.Expiry) bool
+	}{
+		{"policy = \"inactivity\"\nafter = \"90s\"\nreminders = [\"89s\"]", func(e program.Expiry) bool {
+			return e.Policy == program.PolicyInactivity && e.After.Fixed == 90*time.Second && len(e.Reminders) == 1
+		}},
+		{"policy = \"after_earn\"\nafter = \"1200mo\"", func(e program.Expiry) bool { return e.After.Months == 1200 }},
+		{"policy = \"after_earn\"\nafter = \"36524d\"", func(e program.Expiry) bool { return e.After.Fixed == 36524*24*time.Hour }},
+		// 1mo from 1 January 2001 is 31 days.
+		{"policy = \"after_earn\"\nafter = \"1mo\"\nreminders = [\"30d\"]", func(e program.Expiry) bool { return len(e.Reminders) == 1 }},
+		// Reminders need no policy: an admin award's expires_at is reminded of.
+		{"reminders = [\"7d\", \"30d\"]", func(e program.Expiry) bool {
+			return e.Policy == program.PolicyNone && len(e.Reminders) == 2 && e.Reminders[0].Fixed == 30*24*time.Hour
+		}},
+		{"reminders = []", func(e program.Expiry) bool { return len(e.Reminders) == 0 }},
+		{"sweep_every = \"10s\"", func(e program.Expiry) bool { return e.SweepEvery == 10*time.Second }},
+		{"sweep_every = \"24h\"", func(e program.Expiry) bool { return e.SweepEvery == 24*time.Hour }},
+		{"sweep_every = \"1d\"", func(e program.Expiry) bool { return e.SweepEvery == 24*time.Hour }},
+		{"reminders = [\"1mo\", \"31d\"]", func(e program.Expiry) bool {
+			return len(e.Reminders) == 2 && e.Reminders[0].Months == 1 && e.Reminders[1].Fixed == 31*24*time.Hour
+		}},
+		{"reminders = [\"31d\", \"1mo\"]", func(e program.Expiry) bool {
+			return len(e.Reminders) == 2 && e.Reminders[0].Months == 1 && e.Reminders[1].Fixed == 31*24*time.Hour
+		}},
+		{"reminders = [\"1s\", \"2s\", \"3s\", \"4s\", \"5s\", \"6s\", \"7s\", \"8s\", \"9s\", \"10s\"]", func(e program.Expiry) bool {
+			return len(e.Reminders) == 10 && e.Reminders[0].Fixed == 10*time.Second && e.Reminders[9].Fixed == time.Second
+		}},
+	} {
+		p, err := program.Parse([]byte("[expiry]\n"+c.src+"\n"), "p.toml")
+		if err != nil {
+			t.Errorf("%q: %v", c.src, err)
+			continue
+		}
+		if !c.check(p.Expiry) {
+			t.Errorf("%q: expiry = %+v", c.src, p.Expiry)
+		}
+	}
+}
+
+func TestParse_ExpiryErrorsNameTheKey(t *testing.T) {
+	const s = "[expiry]\n"
+	const ae = s + "policy = \"after_earn\"\n"
+	cases := map[string]struct{ toml, want string }{
+		"bad policy":             {s + `policy = "never"`, `expiry.policy: "never" is not one of none, after_earn, inactivity`},
+		"policy a bool":          {s + `policy = false`, `expiry.policy: false is not one of`},
+		"after missing":          {ae, `expiry.after is required when expiry.policy is after_earn`},
+		"after missing inactive": {s + `policy = "inactivity"`, `expiry.after is required when expiry.policy is inactivity`},
+		"after with none":        {s + "policy = \"none\"\nafter = \"12mo\"", `expiry.after: expiry.policy is none, so nothing expires by policy; set policy to after_earn or inactivity, or remove after`},
+		"after without policy":   {s + `after = "12mo"`, `expiry.after: expiry.policy is none (the default), so nothing expires by policy`},
+		"after not a duration":   {ae + `after = "12x"`, `expiry.after: "12x" is not a duration (use e.g. 90s, 30m, 12h, 7d, 18mo)`},
+		"after 0":                {ae + `after = "0d"`, `expiry.after: "0d" is not a duration: it must be longer than 0`},
+		"after negative":         {ae + `after = "-5m"`, `expiry.after: "-5m" is not a duration`},
+		"after fraction":         {ae + `after = "1.5h"`, `expiry.after: "1.5h" is not a duration`},
+		"after in years":         {ae + `after = "1y"`, `expiry.after: "1y" is not a duration (use e.g. 90s, 30m, 12h, 7d, 18mo; a year is 12mo`},
+		"after a number":         {ae + `after = 30`, `expiry.after: 30 is not a duration; write it in quotes, such as "12mo"`},
+		"after a table":          {ae + `after = { months = 12 }`, `expiry.after: a table is not a duration`},
+		"after over 100 years":   {ae + `after = "1201mo"`, `expiry.after: "1201mo" is longer than 100 years`},
+		"after 36525d":           {ae + `after = "36525d"`, `expiry.after: "36525d" is longer than 100 years`},
+		"after overflow":         {ae + `after = "106752d"`, `expiry.after: "106752d" is too long a duration`},
+		"reminder too long":      {ae + "after = \"30d\"\nreminders = [\"7d\", \"40d\"]", `expiry.reminders[1]: "40d" is not shorter than expiry.after (30d)`},
+		"reminder as long":       {ae + "after = \"30d\"\nreminders = [\"720h\"]", `expiry.reminders[0]: "720h" is not shorter than expiry.after (30d)`},
+		"reminder month vs days": {ae + "after = \"1mo\"\nreminders = [\"31d\"]", `expiry.reminders[0]: "31d" is not shorter than expiry.after (1mo)`},
+		"reminder over 100y":     {s + `reminders = ["1201mo"]`, `expiry.reminders[0]: "1201mo" is longer than 100 years`},
+		"reminder bad":           {ae + "after = \"12mo\"\nreminders = [\"30d\", \"7 d\"]", `expiry.reminders[1]: "7 d" is not a duration (use e.g.`},
+		"reminder 0":             {s + `reminders = ["0s"]`, `expiry.reminders[0]: "0s" is not a duration: it must be longer than 0`},
+		"reminder a number":      {s + `reminders = [7]`, `expiry.reminders[0]: 7 is not a duration; write it in quotes, such as "7d"`},
+		"reminder a list":        {s + `reminders = [["7d"]]`, `expiry.reminders[0]: a list is not a duration`},
+		"reminder a table":       {s + `reminders = [{ days = 7 }]`, `expiry.reminders[0]: a table is not a duration`},
+		"reminder duplicate":     {ae + "after = \"12mo\"\nreminders = [\"7d\", \"1d\", \"168h\"]", `expiry.reminders[2]: "168h" is the same as expiry.reminders[0] ("7d"); list each reminder once`},
+		"reminders a string":     {s + `reminders = "7d"`, `expiry.reminders: "7d" is not a list of durations; write it such as ["30d", "7d", "1d"]`},
+		"reminders as tables":    {s + "[[expiry.reminders]]\nbefore = \"7d\"", `expiry.reminders: a list is not a list of durations`},
+		"too many reminders":     {s + `reminders = ["1s", "2s", "3s", "4s", "5s", "6s", "7s", "8s", "9s", "10s", "11s"]`, `expiry.reminders: has 11 reminders; at most 10`},
+		"sweep in months":        {s + `sweep_every = "1mo"`, `expiry.sweep_every: "1mo" is not from 10s to 24h (use seconds, minutes or hours, such as "5m" or "1h")`},
+		"sweep too often":        {s + `sweep_every = "9s"`, `expiry.sweep_every: "9s" is not from 10s to 24h`},
+		"sweep too rare":         {s + `sweep_every = "25h"`, `expiry.sweep_every: "25h" is not from 10s to 24h`},
+		"sweep 2d":               {s + `sweep_every = "2d"`, `expiry.sweep_every: "2d" is not from 10s to 24h`},
+		"sweep bad":              {s + `sweep_every = "1h30m"`, `expiry.sweep_every: "1h30m" is not a duration`},
+		"sweep a number":         {s + `sweep_every = 3600`, `expiry.sweep_every: 3600 is not a duration; write it in quotes, such as "1h"`},
+		"unknown key":            {s + `remind = ["7d"]`, `unknown key "expiry.remind" (known in [expiry]: policy, after, reminders, sweep_every)`},
+		"unknown sub-table":      {"[expiry.rules]\nx = 1", `unknown key "expiry.rules" (known in [expiry]: policy`},
+		"expiry not a table":     {`expiry = "12mo"`, `"expiry"`},
+		"expiry as array":        {"[[expiry]]\npolicy = \"none\"", `"expiry"`},
+		"unknown top key":        {"[expiri]\npolicy = \"none\"", `unknown key "expiri" (known: program.name`},
+	}
+	for name, c := range cases {
+		_, err := program.Parse([]byte(c.toml), "p.toml")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "p.toml: ") {
+			t.Errorf("%s: error %v, want one naming %s and the file", name, err, c.want)
+		}
 	}
 }

@@ -39,8 +39,9 @@ const (
 	TypeSeasonsDue = "season:due"
 )
 
-// ExpireEvery is how often expired points are swept.
-const ExpireEvery = "@every 5m"
+// ExpireEvery is how often expired points are swept when the programme does
+// not say (expiry.sweep_every).
+const ExpireEvery = time.Hour
 
 // seasonCron is when each cadence's seasons turn over.
 var seasonCron = map[string]string{
@@ -84,8 +85,12 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	q.Handle(TypeCloseSeason, asynq.HandlerFunc(j.closeSeason))
 	q.Handle(TypeSeasonsDue, asynq.HandlerFunc(j.seasonsDue))
 	q.Handle(TypeExpire, asynq.HandlerFunc(j.expire))
-	if _, err := q.scheduler.Register(ExpireEvery, asynq.NewTask(TypeExpire, nil),
-		asynq.Unique(4*time.Minute), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute)); err != nil {
+	every := svc.Program().Expiry.SweepEvery
+	if every <= 0 {
+		every = ExpireEvery
+	}
+	if _, err := q.scheduler.Register("@every "+every.String(), asynq.NewTask(TypeExpire, nil),
+		asynq.Unique(max(every-time.Second, time.Second)), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute)); err != nil {
 		return nil, fmt.Errorf("schedule expiry sweep: %w", err)
 	}
 	// Unique, not a task id: a task id stays taken while a failed run sits in
@@ -301,6 +306,10 @@ func (j *Jobs) enqueueDueSeasons(ctx context.Context) error {
 		return nil
 	}
 	if _, err := j.tasks.EnsureSeason(ctx); err != nil {
+		return err
+	}
+	// Scores of accounts /link joined whose merge a crash interrupted.
+	if err := j.tasks.MergeAllScores(ctx); err != nil {
 		return err
 	}
 	due, err := j.tasks.DueSeasons(ctx)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,16 +92,18 @@ func (r pgRanker) Rank(ctx context.Context, season, member int64) (Standing, boo
 // time. A board found missing (a Redis flush) is rebuilt from Postgres while
 // reads fall back to Postgres.
 type RedisRanker struct {
-	pool   *pgxpool.Pool
-	rdb    redis.UniversalClient
-	pg     pgRanker
-	prefix string
+	pool     *pgxpool.Pool
+	rdb      redis.UniversalClient
+	pg       pgRanker
+	prefix   string
+	log      *slog.Logger
+	building sync.WaitGroup
 }
 
 // NewRedisRanker returns a ranker on the Redis at rdb whose keys start with
 // prefix ("tally:board:"; benchmarks use their own).
 func NewRedisRanker(pool *pgxpool.Pool, rdb redis.UniversalClient, prefix string) *RedisRanker {
-	return &RedisRanker{pool: pool, rdb: rdb, pg: pgRanker{pool}, prefix: prefix}
+	return &RedisRanker{pool: pool, rdb: rdb, pg: pgRanker{pool}, prefix: prefix, log: slog.Default()}
 }
 
 func (r *RedisRanker) boardKey(season int64) string   { return r.prefix + strconv.FormatInt(season, 10) }
@@ -160,10 +164,12 @@ table.insert(out, rank)
 table.insert(out, score)
 return out`)
 
-// markScript raises the mark (the xid below which every change is applied).
+// markScript raises the mark (the xid from which changes are copied). Only a
+// rebuild creates the mark: a board without one is incomplete (a flush came
+// between a read of the mark and this write).
 var markScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
-if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+if cur and tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`)
 
 type scoreRow struct {
@@ -178,7 +184,8 @@ type scoreRow struct {
 func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err error) {
 	mark, err := r.rdb.Get(ctx, r.markKey(season)).Result()
 	if errors.Is(err, redis.Nil) {
-		return false, r.rebuild(ctx, season)
+		r.startRebuild(season)
+		return false, nil
 	}
 	if err != nil {
 		return false, err
@@ -213,6 +220,13 @@ func (r *RedisRanker) sync(ctx context.Context, season int64) (ready bool, err e
 	}
 	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("read score changes: %w", err)
+	}
+	if h, m := parseXID(hi), parseXID(mark); h < m {
+		// Transaction ids went back (a restored or moved database): the mark
+		// means nothing any more.
+		r.rdb.Del(ctx, r.markKey(season))
+		r.startRebuild(season)
+		return false, nil
 	}
 	if err := r.apply(ctx, season, changes); err != nil {
 		return false, err
@@ -251,6 +265,35 @@ func (r *RedisRanker) apply(ctx context.Context, season int64, changes []scoreRo
 	return nil
 }
 
+func parseXID(s string) uint64 {
+	v, _ := strconv.ParseUint(s, 10, 64)
+	return v
+}
+
+// startRebuild rebuilds a season's board in the background (a million
+// members take seconds, longer than a chat platform waits for an answer);
+// reads use Postgres until it is done.
+func (r *RedisRanker) startRebuild(season int64) {
+	r.building.Add(1)
+	go func() {
+		defer r.building.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := r.rebuild(ctx, season); err != nil {
+			r.log.Warn("leaderboard: Redis board not rebuilt; reading Postgres meanwhile", "season", season, "err", err)
+		}
+	}()
+}
+
+// Wait waits for background rebuilds to finish (tests, shutdown).
+func (r *RedisRanker) Wait() { r.building.Wait() }
+
+// Forget deletes a season's board (a closed season is read from its final
+// standings in Postgres).
+func (r *RedisRanker) Forget(ctx context.Context, season int64) error {
+	return r.rdb.Del(ctx, r.boardKey(season), r.membersKey(season), r.markKey(season)).Err()
+}
+
 // rebuild copies a season's board from Postgres into Redis. One instance
 // builds at a time; the others read Postgres meanwhile.
 func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
@@ -263,7 +306,7 @@ func (r *RedisRanker) rebuild(ctx context.Context, season int64) error {
 	if err := r.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&hi); err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	if err := r.rdb.Del(ctx, r.boardKey(season), r.membersKey(season)).Err(); err != nil {
+	if err := r.rdb.Del(ctx, r.boardKey(season), r.membersKey(season), r.markKey(season)).Err(); err != nil {
 		return err
 	}
 	rows, err := r.pool.Query(ctx, `SELECT member_id, score, reached_at, joined, rev FROM season_scores WHERE season_id = $1`, season)

@@ -21,7 +21,8 @@ func BenchmarkLeaderboard(b *testing.B) {
 	opt, _ := redis.ParseURL(tallytest.Redis(b))
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	e.svc.SetRanker(NewRedisRanker(e.svc.pool, rdb, "tally:board:"))
+	rr := NewRedisRanker(e.svc.pool, rdb, "tally:board:")
+	e.svc.SetRanker(rr)
 	season, _ := e.svc.EnsureSeason(ctx)
 	const n = 20000
 	for from := 0; from < n; from += 1000 {
@@ -36,6 +37,7 @@ func BenchmarkLeaderboard(b *testing.B) {
 	if _, err := e.svc.Leaderboard(ctx, season, 10, 0); err != nil {
 		b.Fatal(err)
 	}
+	rr.Wait() // the first read started building the Redis board
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		t0 := time.Now()

@@ -95,23 +95,22 @@ func (s *Service) EnsureSeason(ctx context.Context) (Season, error) {
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("read season: %w", err)
 		}
+		// The first season, or seasons turned on again: they start now (a
+		// close opens the next season itself, so there is no gap to fill).
 		var number int64
-		var lastEnd *time.Time
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(number), 0), max(coalesce(ends_at, closed_at)) FROM seasons").Scan(&number, &lastEnd); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(number), 0) FROM seasons").Scan(&number); err != nil {
 			return fmt.Errorf("read seasons: %w", err)
 		}
-		start := now
-		if lastEnd != nil && lastEnd.Before(now) {
-			start = *lastEnd // no earning falls between two seasons
-		}
-		out, err = s.openSeason(ctx, tx, number+1, start)
+		out, err = s.openSeason(ctx, tx, number+1, now, nil)
 		return err
 	})
 	return out, err
 }
 
-// openSeason inserts season number n starting at start.
-func (s *Service) openSeason(ctx context.Context, tx pgx.Tx, n int64, start time.Time) (Season, error) {
+// openSeason inserts season number n starting at start. copyFrom, when set,
+// is where the previous season ended as planned: earnings made from then on
+// that committed before this season opened (a late close) count here.
+func (s *Service) openSeason(ctx context.Context, tx pgx.Tx, n int64, start time.Time, copyFrom *time.Time) (Season, error) {
 	cfg := s.prog.Seasons
 	start, end := s.seasonBounds(start.UTC().Truncate(time.Microsecond))
 	prizes := cfg.Prizes
@@ -123,21 +122,16 @@ func (s *Service) openSeason(ctx context.Context, tx pgx.Tx, n int64, start time
 	if err != nil {
 		return Season{}, fmt.Errorf("open season %d: %w", n, err)
 	}
-	// What was earned since start (a late close) counts in the new season.
+	if copyFrom == nil || !copyFrom.Before(s.now()) {
+		return season, nil
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO season_scores (season_id, member_id, score, reached_at)
 		SELECT $1, t.member_id, sum(t.points), max(t.created_at) FROM txns t
-		WHERE t.created_at >= $2 AND t.kind IN ('award', 'task', 'purchase') AND t.points > 0
-		  AND ($3 OR EXISTS (SELECT 1 FROM season_members m WHERE m.member_id = t.member_id))
-		GROUP BY t.member_id ORDER BY t.member_id`, season.ID, start, season.AutoJoin); err != nil {
+		WHERE t.created_at >= $2 AND ($3::timestamptz IS NULL OR t.created_at < $3)
+		  AND t.kind IN ('award', 'task', 'purchase') AND t.points > 0
+		  AND ($4 OR EXISTS (SELECT 1 FROM season_members m WHERE m.member_id = t.member_id))
+		GROUP BY t.member_id ORDER BY t.member_id`, season.ID, *copyFrom, end, season.AutoJoin); err != nil {
 		return Season{}, fmt.Errorf("count earnings into season %d: %w", n, err)
-	}
-	// Opt-in members stay in: they show on the new board from the start.
-	if !season.AutoJoin {
-		if _, err := tx.Exec(ctx, `INSERT INTO season_scores (season_id, member_id, score, reached_at)
-			SELECT $1, member_id, 0, joined_at FROM season_members ORDER BY member_id
-			ON CONFLICT DO NOTHING`, season.ID); err != nil {
-			return Season{}, fmt.Errorf("carry members into season %d: %w", n, err)
-		}
 	}
 	return season, nil
 }
@@ -286,7 +280,7 @@ func (s *Service) Close(ctx context.Context, seasonID int64, manual bool) (Close
 		if _, err := tx.Exec(ctx, "LOCK TABLE txns IN SHARE MODE"); err != nil {
 			return fmt.Errorf("lock ledger: %w", err)
 		}
-		season, err := scanSeason(tx.QueryRow(ctx, "SELECT "+seasonColumns+" FROM seasons WHERE id = $1 FOR UPDATE", seasonID))
+		season, err := scanSeason(tx.QueryRow(ctx, "SELECT "+seasonColumns+" FROM seasons WHERE id = $1 FOR NO KEY UPDATE", seasonID))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return tally.Errorf(tally.ENOTFOUND, "season %d not found", seasonID)
 		}
@@ -307,9 +301,14 @@ func (s *Service) Close(ctx context.Context, seasonID int64, manual bool) (Close
 		} else if season.EndsAt != nil && season.EndsAt.Before(now) {
 			end = *season.EndsAt
 		}
+		planned := season.EndsAt
 		if _, err := tx.Exec(ctx, "UPDATE seasons SET status = 'closing', ends_at = $2, closed_at = $3 WHERE id = $1",
 			season.ID, end, now); err != nil {
 			return fmt.Errorf("close season: %w", err)
+		}
+		// Accounts /link joined count as one before the standings freeze.
+		if err := mergeAllScores(ctx, tx, season.ID, season.AutoJoin); err != nil {
+			return err
 		}
 		season.Status, season.EndsAt, season.ClosedAt = SeasonClosing, &end, &now
 		if _, err := tx.Exec(ctx, `INSERT INTO season_standings (season_id, rank, member_id, score, reached_at, prize)
@@ -325,7 +324,7 @@ func (s *Service) Close(ctx context.Context, seasonID int64, manual bool) (Close
 		if err := tx.QueryRow(ctx, "SELECT max(number) FROM seasons").Scan(&number); err != nil {
 			return err
 		}
-		res.Next, err = s.openSeason(ctx, tx, number+1, end)
+		res.Next, err = s.openSeason(ctx, tx, number+1, end, planned)
 		res.Season = season
 		return err
 	})
@@ -334,6 +333,13 @@ func (s *Service) Close(ctx context.Context, seasonID int64, manual bool) (Close
 	}
 	if err := s.payPrizes(ctx, res.Season.ID); err != nil {
 		return CloseResult{}, err
+	}
+	if f, ok := s.ranks.(interface {
+		Forget(ctx context.Context, season int64) error
+	}); ok {
+		if err := f.Forget(ctx, res.Season.ID); err != nil {
+			s.log.Warn("seasons: closed season's board not deleted from Redis", "season", res.Season.ID, "err", err)
+		}
 	}
 	final, err := s.GetSeason(ctx, res.Season.ID)
 	if err != nil {
@@ -532,7 +538,8 @@ func (s *Service) Leaderboard(ctx context.Context, season Season, limit int, mem
 
 // MergeScores moves what /link joined into member onto it: the open season's
 // scores of the merged-away accounts (added up; the later time counts for
-// ties) and their season membership. Running it again changes nothing.
+// ties) and their season membership. Running it again changes nothing; a
+// close and the reconciler merge whatever a crash left unmerged.
 func (s *Service) MergeScores(ctx context.Context, member int64) error {
 	if s.prog.Seasons == nil {
 		return nil
@@ -546,28 +553,56 @@ func (s *Service) MergeScores(ctx context.Context, member int64) error {
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM members WHERE id = $1 FOR UPDATE", member); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `WITH gone AS (
-				DELETE FROM season_members WHERE member_id IN (SELECT id FROM members WHERE merged_into = $1) RETURNING joined_at)
-			INSERT INTO season_members (member_id, joined_at) SELECT $1, min(joined_at) FROM gone HAVING count(*) > 0
-			ON CONFLICT DO NOTHING`, member); err != nil {
-			return fmt.Errorf("merge season membership: %w", err)
-		}
-		_, err := tx.Exec(ctx, `WITH old AS (
-				SELECT member_id, score, reached_at FROM season_scores
-				WHERE season_id = $2 AND member_id IN (SELECT id FROM members WHERE merged_into = $1) AND (score > 0 OR joined)
-				FOR UPDATE),
-			cleared AS (
-				UPDATE season_scores s SET score = 0, joined = false, xid = pg_current_xact_id(), rev = s.rev + 1
-				FROM old WHERE s.season_id = $2 AND s.member_id = old.member_id)
-			INSERT INTO season_scores AS sc (season_id, member_id, score, reached_at, joined)
-			SELECT $2, $1, sum(score), max(reached_at), $3 OR EXISTS (SELECT 1 FROM season_members WHERE member_id = $1) FROM old
-			HAVING count(*) > 0
-			ON CONFLICT (season_id, member_id) DO UPDATE SET score = sc.score + excluded.score,
-				reached_at = greatest(sc.reached_at, excluded.reached_at), joined = sc.joined OR excluded.joined,
-				xid = pg_current_xact_id(), rev = sc.rev + 1`, member, season.ID, season.AutoJoin)
-		if err != nil {
-			return fmt.Errorf("merge season scores: %w", err)
-		}
-		return nil
+		return mergeScores(ctx, tx, season.ID, season.AutoJoin, member)
 	})
+}
+
+// mergeAllScores merges every account /link joined into another.
+func mergeAllScores(ctx context.Context, tx pgx.Tx, season int64, auto bool) error {
+	return mergeScores(ctx, tx, season, auto, 0)
+}
+
+// mergeScores moves the season membership and season scores of accounts
+// merged into survivor (into any member when survivor is 0) onto the member
+// they were merged into.
+func mergeScores(ctx context.Context, tx pgx.Tx, season int64, auto bool, survivor int64) error {
+	if _, err := tx.Exec(ctx, `WITH gone AS (
+			DELETE FROM season_members sm USING members m
+			WHERE m.id = sm.member_id AND m.merged_into IS NOT NULL AND ($1 = 0 OR m.merged_into = $1)
+			RETURNING m.merged_into AS keep, sm.joined_at)
+		INSERT INTO season_members (member_id, joined_at) SELECT keep, min(joined_at) FROM gone GROUP BY keep ORDER BY keep
+		ON CONFLICT DO NOTHING`, survivor); err != nil {
+		return fmt.Errorf("merge season membership: %w", err)
+	}
+	_, err := tx.Exec(ctx, `WITH old AS (
+			SELECT s.member_id, m.merged_into AS keep, s.score, s.reached_at FROM season_scores s
+			JOIN members m ON m.id = s.member_id
+			WHERE s.season_id = $2 AND m.merged_into IS NOT NULL AND ($1 = 0 OR m.merged_into = $1) AND (s.score > 0 OR s.joined)
+			FOR UPDATE OF s),
+		cleared AS (
+			UPDATE season_scores s SET score = 0, joined = false, xid = pg_current_xact_id(), rev = s.rev + 1
+			FROM old WHERE s.season_id = $2 AND s.member_id = old.member_id)
+		INSERT INTO season_scores AS sc (season_id, member_id, score, reached_at, joined)
+		SELECT $2, keep, sum(score), max(reached_at), $3 OR EXISTS (SELECT 1 FROM season_members WHERE member_id = keep)
+		FROM old GROUP BY keep ORDER BY keep
+		ON CONFLICT (season_id, member_id) DO UPDATE SET score = sc.score + excluded.score,
+			reached_at = greatest(sc.reached_at, excluded.reached_at), joined = sc.joined OR excluded.joined,
+			xid = pg_current_xact_id(), rev = sc.rev + 1`, survivor, season, auto)
+	if err != nil {
+		return fmt.Errorf("merge season scores: %w", err)
+	}
+	return nil
+}
+
+// MergeAllScores merges, in the open season, every account /link joined into
+// another whose merge a crash interrupted (the reconciler calls it).
+func (s *Service) MergeAllScores(ctx context.Context) error {
+	if s.prog.Seasons == nil {
+		return nil
+	}
+	season, err := s.CurrentSeason(ctx)
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error { return mergeAllScores(ctx, tx, season.ID, season.AutoJoin) })
 }

@@ -453,3 +453,79 @@ func TestSeasons_LinkedAccountsAreOneOnTheBoard(t *testing.T) {
 		t.Fatalf("score after a new award %d, want 75", got)
 	}
 }
+
+func TestSeasons_LateAndEarlyClosesCountEachEarningOnce(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinAuto, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	nov, _ := e.svc.EnsureSeason(ctx)
+	a, b := e.member(t, "1").Member, e.member(t, "2").Member
+	e.award(t, a, 10)
+	// The rollover did not run for two months.
+	e.clock.Set(time.Date(2027, 1, 10, 12, 0, 0, 0, time.UTC))
+	e.award(t, b, 20)
+	res, err := e.svc.Close(ctx, nov.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := res.Next
+	if due, _ := e.svc.DueSeasons(ctx); len(due) != 1 || due[0] != dec.ID {
+		t.Fatalf("December is not due: %v", due)
+	}
+	res, err = e.svc.Close(ctx, dec.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jan := res.Next
+	if _, ok := e.score(t, dec.ID, b); ok {
+		t.Fatal("January's award counted in December")
+	}
+	if got, ok := e.score(t, jan.ID, b); !ok || got != 20 {
+		t.Fatalf("January score %d %v, want 20", got, ok)
+	}
+	// An award whose time was read before an operator's close but that
+	// committed after it counts in the next season, once.
+	early := e.clock.Now()
+	e.clock.Set(early.Add(time.Second))
+	res, err = e.svc.Close(ctx, jan.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := ledger.New(e.svc.pool, tallytest.NewClock(early))
+	if _, err := late.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: a}, Points: 7, Key: "in-flight"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := e.score(t, res.Next.ID, a); !ok || got != 7 {
+		t.Fatalf("the in-flight award counts %d in the next season (%v), want 7", got, ok)
+	}
+	for _, st := range res.Standings {
+		if st.Member == a && st.Score != 0 {
+			t.Fatalf("the in-flight award counted in the closed season too: %+v", st)
+		}
+	}
+}
+
+func TestSeasons_CloseMergesLinkedAccountsFirst(t *testing.T) {
+	t.Parallel()
+	e := seasonEnv(t, program.CadenceMonthly, program.JoinAuto, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	season, _ := e.svc.EnsureSeason(ctx)
+	a := e.member(t, "1").Member
+	p, _ := e.ledger.EnsureMember(ctx, "discord", "2", "b")
+	e.award(t, a, 30)
+	e.award(t, p.ID, 40)
+	e.award(t, e.member(t, "3").Member, 50)
+	code, _, _ := e.ledger.CreateLinkCode(ctx, p.ID, "discord")
+	if res, err := e.ledger.Link(ctx, code, a); err != nil || res.Outcome != ledger.Linked {
+		t.Fatalf("link %+v %v", res, err)
+	}
+	// No MergeScores call: a crash came between the link and the merge.
+	e.clock.Advance(time.Hour)
+	res, err := e.svc.Close(ctx, season.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Standings) != 2 || res.Standings[0].Member != a || res.Standings[0].Score != 70 {
+		t.Fatalf("standings %+v: the linked accounts should be one member with 70", res.Standings)
+	}
+}

@@ -160,7 +160,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	m := metrics.New()
-	l := ledger.New(pool, tally.SystemClock{}, ledger.WithObserver(m.ObserveLedger))
+	policy := ledger.ExpiryPolicy{Policy: prog.Expiry.Policy, Months: prog.Expiry.After.Months, Fixed: prog.Expiry.After.Fixed,
+		Location: prog.Location}
+	l := ledger.New(pool, tally.SystemClock{}, ledger.WithObserver(m.ObserveLedger), ledger.WithExpiry(policy.Expires))
+	if err := l.SetExpiryPolicy(ctx, policy); err != nil {
+		q.Close()
+		return err
+	}
 	catalog, err := locales.Load()
 	if err != nil {
 		q.Close()
@@ -195,6 +201,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		api.WithAdminToken(cfg.AdminToken),
 		api.WithAudit(taskSvc),
 		api.WithSeasons(taskSvc),
+		api.WithTimezone(prog.Location),
 		// The queue's web UI, behind the admin token (a browser asks for it
 		// as a password).
 		api.WithHandler("/queues/", asynqmon.New(asynqmon.Options{RootPath: "/queues", RedisConnOpt: q.RedisConnOpt()}), true),

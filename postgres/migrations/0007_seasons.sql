@@ -54,7 +54,9 @@ CREATE INDEX season_scores_xid_idx ON season_scores (season_id, xid);
 CREATE TABLE season_standings (
     season_id   bigint NOT NULL REFERENCES seasons (id),
     rank        integer NOT NULL CHECK (rank > 0),
-    member_id   bigint NOT NULL REFERENCES members (id),
+    -- No foreign key to members: its check would lock a winner's row while
+    -- the close pauses the ledger, and a debit holding that row deadlocks.
+    member_id   bigint NOT NULL,
     score       bigint NOT NULL,
     reached_at  timestamptz NOT NULL,
     prize       bigint NOT NULL DEFAULT 0,
@@ -81,8 +83,13 @@ BEGIN
     INSERT INTO season_scores AS sc (season_id, member_id, score, reached_at)
     SELECT s.id, n.member_id, sum(n.points), max(n.created_at)
     FROM new_txns n
+    -- The open season takes what commits while it is open and was earned
+    -- before its end: an award whose time was read before a close but that
+    -- committed after it counts in the next season, once. Earnings after the
+    -- end that commit before a late close are copied into the next season
+    -- by the close.
     WHERE n.kind IN ('award', 'task', 'purchase') AND n.points > 0
-      AND n.created_at >= s.starts_at AND (s.ends_at IS NULL OR n.created_at < s.ends_at)
+      AND (s.ends_at IS NULL OR n.created_at < s.ends_at)
       AND (s.auto_join OR EXISTS (SELECT 1 FROM season_members m WHERE m.member_id = n.member_id))
     GROUP BY n.member_id
     ORDER BY n.member_id

@@ -50,3 +50,37 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+
+-- The programme's expiry policy, written by serve at start (one row). Under
+-- "inactivity" all of a member's points expire a while after their last
+-- earning or spending: each such transaction moves the expiry of the member's
+-- active lots to that while after it, in the same transaction.
+CREATE TABLE expiry_policy (
+    only_row      boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    policy        text NOT NULL CHECK (policy IN ('after_earn', 'inactivity', 'none')),
+    after_months  integer NOT NULL DEFAULT 0 CHECK (after_months >= 0),
+    after_fixed   interval NOT NULL DEFAULT '0',
+    timezone      text NOT NULL DEFAULT 'UTC'
+);
+
+CREATE FUNCTION ledger_inactivity() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    p record;
+BEGIN
+    SELECT after_months, after_fixed, timezone INTO p FROM expiry_policy WHERE policy = 'inactivity';
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Calendar months are added in the programme's timezone; a day past the
+    -- end of the month is its last day (31 January + 1 month = 28 February).
+    UPDATE lots l SET expires_at = ((a.at AT TIME ZONE p.timezone) + make_interval(months => p.after_months)) AT TIME ZONE p.timezone
+                                   + p.after_fixed
+    FROM (SELECT n.member_id, max(n.created_at) AS at FROM new_txns n
+          WHERE n.kind IN ('award', 'task', 'prize', 'purchase', 'deduction')
+          GROUP BY n.member_id) a
+    WHERE l.member_id = a.member_id AND l.state = 'active';
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER txns_inactivity AFTER INSERT ON txns
+    REFERENCING NEW TABLE AS new_txns FOR EACH STATEMENT EXECUTE FUNCTION ledger_inactivity();
