@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/ledger"
@@ -353,6 +354,11 @@ func (r *Router) Render(ctx context.Context, m tasks.Message) (Outgoing, error) 
 	l := r.catalog.For(r.catalog.Resolve(m.Locale, "", r.prog.DefaultLocale))
 	if m.Kind == tasks.KindSeasonPrize || m.Kind == tasks.KindSeasonAnnounce {
 		return r.renderSeason(ctx, m, l)
+	}
+	if m.Kind == tasks.KindExpiryReminder {
+		points := m.Param("points")
+		return Outgoing{UserID: m.UserID, Text: l.N("expiry_reminder", points, map[string]any{"Points": l.Number(points),
+			"When": l.DateTime(time.Unix(m.Param("expires"), 0), r.prog.Location)})}, nil
 	}
 	out := Outgoing{UserID: m.UserID, ChatID: m.ChatID}
 	c, err := r.tasks.Get(ctx, m.Param("claim"))

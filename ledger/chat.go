@@ -43,11 +43,13 @@ func (s *Service) EnsureMember(ctx context.Context, platform, userID, name strin
 	var locale, seen *string
 	// The name is written only when it changed, so a chat command is a read.
 	// The member wrote to the bot, so the platform can reach them again.
+	// The platform is remembered when it changed: reminders go to the one
+	// the member used last.
 	err = s.pool.QueryRow(ctx, `WITH upd AS (
-			UPDATE members SET name = CASE WHEN $2 <> '' THEN $2 ELSE name END, unreachable = false
-			WHERE id = $1 AND ((name IS DISTINCT FROM $2 AND $2 <> '') OR unreachable)
+			UPDATE members SET name = CASE WHEN $2 <> '' THEN $2 ELSE name END, unreachable = false, last_platform = $3
+			WHERE id = $1 AND ((name IS DISTINCT FROM $2 AND $2 <> '') OR unreachable OR last_platform IS DISTINCT FROM $3)
 		)
-		SELECT id, CASE WHEN $2 <> '' THEN $2 ELSE name END, locale, notify, seen_locale FROM members WHERE id = $1`, ids[0], name).
+		SELECT id, CASE WHEN $2 <> '' THEN $2 ELSE name END, locale, notify, seen_locale FROM members WHERE id = $1`, ids[0], name, platform).
 		Scan(&p.ID, &p.Name, &locale, &p.Notify, &seen)
 	if err != nil {
 		return Profile{}, fmt.Errorf("read member: %w", err)

@@ -367,5 +367,13 @@ func (j *Jobs) Expire(ctx context.Context) error {
 	if lots > 0 {
 		j.log.Info("expired points", "lots", lots, "points", points, "took", time.Since(start).Round(time.Millisecond))
 	}
+	run, err := j.tasks.QueueReminders(ctx)
+	if err != nil {
+		return err
+	}
+	if run != (tasks.ReminderRun{}) {
+		j.log.Info("expiry reminders", "queued", run.Queued, "superseded", run.Superseded, "silenced", run.Silenced,
+			"never_talked", run.NeverTalked, "blocked", run.Blocked)
+	}
 	return nil
 }

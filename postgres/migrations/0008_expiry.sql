@@ -84,3 +84,7 @@ END $$;
 
 CREATE TRIGGER txns_inactivity AFTER INSERT ON txns
     REFERENCING NEW TABLE AS new_txns FOR EACH STATEMENT EXECUTE FUNCTION ledger_inactivity();
+
+-- The platform the member last wrote to the bot from: reminders go there.
+-- NULL for members who never talked to the bot (they get no reminders).
+ALTER TABLE members ADD COLUMN last_platform text;
