@@ -483,3 +483,51 @@ func TestJobs_ExpireSweepsDuePoints(t *testing.T) {
 		t.Fatalf("check: %+v %v", rep.Violations, err)
 	}
 }
+
+// TestJobs_ExpiryInRealTime runs a programme whose points live two seconds
+// with a reminder one second before, on the real clock.
+func TestJobs_ExpiryInRealTime(t *testing.T) {
+	t.Parallel()
+	prog, err := program.Parse([]byte("[expiry]\npolicy = \"after_earn\"\nafter = \"2s\"\nreminders = [\"1s\"]\nsweep_every = \"10s\"\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newJobsEnv(t)
+	policy := ledger.ExpiryPolicy{Policy: prog.Expiry.Policy, Fixed: prog.Expiry.After.Fixed}
+	e.ledger = ledger.New(e.pool, tally.SystemClock{}, ledger.WithExpiry(policy.Expires))
+	e.tasks = tasks.New(e.pool, e.ledger, prog, tally.SystemClock{}, slog.Default())
+	cat, _ := locales.Load()
+	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
+	e.router.UseTasks(e.tasks)
+	_, jobs := e.start(t, nil)
+	ctx := context.Background()
+	who := e.member(t, "1") // talked to the bot, on Telegram
+	start := time.Now()
+	if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: who.Member}, Points: 30, Key: "earn"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(start.Add(1100 * time.Millisecond)))
+	if err := jobs.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reminder", func() bool { _, sent := e.sender.count(); return sent == 1 })
+	if m := e.sender.sent[0]; m.UserID != "1" || !strings.Contains(m.Text, "30") {
+		t.Fatalf("reminder %+v", m)
+	}
+	if got := e.balance(t, who.Member); got != 30 {
+		t.Fatalf("balance %d before the expiry", got)
+	}
+	time.Sleep(time.Until(start.Add(2100 * time.Millisecond)))
+	if err := jobs.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balance(t, who.Member); got != 0 {
+		t.Fatalf("balance %d after the expiry", got)
+	}
+	if _, sent := e.sender.count(); sent != 1 {
+		t.Fatalf("%d messages, want the one reminder", sent)
+	}
+	if rep, err := e.ledger.Check(ctx); err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep.Violations, err)
+	}
+}

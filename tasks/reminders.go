@@ -2,8 +2,8 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,87 +79,118 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 			return run, nil
 		}
 		after.member, after.expires = batch[len(batch)-1].member, batch[len(batch)-1].expires
-		var queued []int64
-		err = s.inTx(ctx, func(tx pgx.Tx) error {
-			queued = queued[:0]
-			for _, d := range batch {
-				// The offsets whose time has come, longest first; the last is the one to send.
-				var dueOffsets []string
-				for _, o := range offsets {
-					if !o.Before(d.expires, loc).After(now) {
-						dueOffsets = append(dueOffsets, o.String())
-					}
-				}
-				if len(dueOffsets) == 0 {
-					continue
-				}
-				key := func(offset string) string {
-					return fmt.Sprintf("remind:%d:%d:%s", d.member, d.expires.Unix(), offset)
-				}
-				status, why := "pending", ""
-				switch {
-				case !d.notify:
-					status, why = Skipped, "reminders are off"
-				case d.userID == "":
-					status, why = Skipped, "never talked to the bot"
-				case d.unreachable:
-					status, why = Skipped, "blocked the bot"
-				}
-				send := dueOffsets[len(dueOffsets)-1]
-				platform := d.platform
-				if platform == "" {
-					platform = "none"
-				}
-				locale := d.locale
-				if locale == "" {
-					locale = s.prog.DefaultLocale
-				}
-				var id int64
-				err := tx.QueryRow(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, status, last_error, created_at, done_at)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $8 = 'pending' THEN NULL ELSE $10::timestamptz END)
-					ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
-					key(send), d.member, platform, userOrNone(d.userID), locale, KindExpiryReminder,
-					jsonParams(map[string]any{"points": d.points, "expires": d.expires.Unix()}), status, why, now).Scan(&id)
-				if errors.Is(err, pgx.ErrNoRows) {
-					continue // told already
-				}
-				if err != nil {
-					return fmt.Errorf("record reminder: %w", err)
-				}
-				switch {
-				case status == "pending":
-					queued = append(queued, id)
-				case !d.notify:
-					run.Silenced++
-				case d.userID == "":
-					run.NeverTalked++
-				default:
-					run.Blocked++
-				}
-				// Earlier offsets that were never sent are not sent late.
-				for _, o := range dueOffsets[:len(dueOffsets)-1] {
-					tag, err := tx.Exec(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, status, last_error, created_at, done_at)
-						VALUES ($1, $2, $3, $4, $5, $6, 'skipped', 'a later reminder was due', $7, $7) ON CONFLICT (dedupe_key) DO NOTHING`,
-						key(o), d.member, platform, userOrNone(d.userID), locale, KindExpiryReminder, now)
-					if err != nil {
-						return fmt.Errorf("record reminder: %w", err)
-					}
-					run.Superseded += int(tag.RowsAffected())
+		// One set-based insert per batch: the reminders to send (pending) or
+		// to skip, and the earlier offsets they supersede.
+		var rec struct {
+			keys, platforms, users, locales, statuses, whys []string
+			members                                        []int64
+			params                                         [][]byte
+		}
+		counted := map[string]*int{}
+		add := func(key string, d due, status, why string, params []byte, counter *int) {
+			platform := d.platform
+			if platform == "" {
+				platform = "none"
+			}
+			locale := d.locale
+			if locale == "" {
+				locale = s.prog.DefaultLocale
+			}
+			rec.keys, rec.members, rec.platforms = append(rec.keys, key), append(rec.members, d.member), append(rec.platforms, platform)
+			rec.users, rec.locales = append(rec.users, userOrNone(d.userID)), append(rec.locales, locale)
+			rec.statuses, rec.whys, rec.params = append(rec.statuses, status), append(rec.whys, why), append(rec.params, params)
+			if counter != nil {
+				counted[key] = counter
+			}
+		}
+		for _, d := range batch {
+			// The offsets whose time has come, longest first; the last is the one to send.
+			var dueOffsets []string
+			for _, o := range offsets {
+				if !o.Before(d.expires, loc).After(now) {
+					dueOffsets = append(dueOffsets, o.String())
 				}
 			}
-			return nil
-		})
+			if len(dueOffsets) == 0 {
+				continue
+			}
+			key := func(offset string) string { return fmt.Sprintf("remind:%d:%d:%s", d.member, d.expires.Unix(), offset) }
+			status, why, counter := "pending", "", (*int)(nil)
+			switch {
+			case !d.notify:
+				status, why, counter = Skipped, "reminders are off", &run.Silenced
+			case d.userID == "":
+				status, why, counter = Skipped, "never talked to the bot", &run.NeverTalked
+			case d.unreachable:
+				status, why, counter = Skipped, "blocked the bot", &run.Blocked
+			}
+			add(key(dueOffsets[len(dueOffsets)-1]), d, status, why,
+				jsonParams(map[string]any{"points": d.points, "expires": d.expires.Unix()}), counter)
+			// Earlier offsets that were never sent are not sent late.
+			for _, o := range dueOffsets[:len(dueOffsets)-1] {
+				add(key(o), d, Skipped, "a later reminder was due", []byte("{}"), &run.Superseded)
+			}
+		}
+		if len(rec.keys) == 0 {
+			if len(batch) < reminderBatch {
+				return run, nil
+			}
+			continue
+		}
+		rows, err = s.pool.Query(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, status, last_error, created_at, done_at)
+			SELECT k, m, p, u, l, $1, pa, st, w, $2, CASE WHEN st = 'pending' THEN NULL ELSE $2::timestamptz END
+			FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
+				AS r(k, m, p, u, l, pa, st, w)
+			ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, status`,
+			KindExpiryReminder, now, rec.keys, rec.members, rec.platforms, rec.users, rec.locales, rec.params, rec.statuses, rec.whys)
 		if err != nil {
-			return run, err
+			return run, fmt.Errorf("record reminders: %w", err)
+		}
+		var queued []int64
+		for rows.Next() {
+			var id int64
+			var key, status string
+			if err := rows.Scan(&id, &key, &status); err != nil {
+				rows.Close()
+				return run, fmt.Errorf("record reminders: %w", err)
+			}
+			if status == "pending" {
+				queued = append(queued, id)
+			} else if c := counted[key]; c != nil {
+				*c++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return run, fmt.Errorf("record reminders: %w", err)
 		}
 		run.Queued += len(queued)
-		for _, id := range queued {
-			s.hand(ctx, "send", id, s.notify.Send)
-		}
+		s.handAll(ctx, queued)
 		if len(batch) < reminderBatch {
 			return run, nil
 		}
 	}
+}
+
+// handAll hands messages to the queue from a few goroutines at once (a run
+// may record a million reminders).
+func (s *Service) handAll(ctx context.Context, ids []int64) {
+	const workers = 8
+	var wg sync.WaitGroup
+	next := make(chan int64)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				s.hand(ctx, "send", id, s.notify.Send)
+			}
+		}()
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
 }
 
 // userOrNone fills the outbound row's recipient for members nobody can reach

@@ -2,7 +2,9 @@ package tasks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,49 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	e.clock.Set(soon.Add(time.Hour))
 	if run, _ := e.svc.QueueReminders(ctx); run.Queued != 0 {
 		t.Fatalf("after the expiry: %+v", run)
+	}
+}
+
+func TestReminders_TwoWorkersRecordEachOnce(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	e := reminderEnv(t, start)
+	ctx := context.Background()
+	for i := range 30 {
+		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: p.ID}, Points: 10, Key: fmt.Sprint("k", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			e.svc.MarkUnreachable(ctx, p.ID) // blocked the bot
+		}
+	}
+	e.clock.Set(start.AddDate(1, 0, 0).Add(-24 * time.Hour))
+	var wg sync.WaitGroup
+	runs := make(chan ReminderRun, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run, err := e.svc.QueueReminders(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			runs <- run
+		}()
+	}
+	wg.Wait()
+	close(runs)
+	var total ReminderRun
+	for r := range runs {
+		total.Queued += r.Queued
+		total.Blocked += r.Blocked
+		total.Superseded += r.Superseded
+	}
+	if total.Queued != 29 || total.Blocked != 1 || total.Superseded != 60 || len(e.notes.Messages()) != 29 {
+		t.Fatalf("two workers: %+v, %d handed on; want 29 queued, 1 blocked, 60 superseded", total, len(e.notes.Messages()))
 	}
 }
