@@ -83,8 +83,8 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 		// to skip, and the earlier offsets they supersede.
 		var rec struct {
 			keys, platforms, users, locales, statuses, whys []string
-			members                                        []int64
-			params                                         [][]byte
+			members                                         []int64
+			params                                          [][]byte
 		}
 		counted := map[string]*int{}
 		add := func(key string, d due, status, why string, params []byte, counter *int) {
