@@ -78,6 +78,10 @@ type Options struct {
 	Binary string
 	// PgbenchScale is the pgbench scale factor (-s); default 10.
 	PgbenchScale int
+	// ExpiryLots, when above 0, loads that many due lots (10 per member) and
+	// expires them, then finds and records reminders for that many members,
+	// both while awards run (1,000,000 for the targets).
+	ExpiryLots int
 	// SeasonMembers, when above 0, loads that many members into a season by
 	// batch awards and measures the leaderboard through the admin API and
 	// the season's close (1,000,000 for the target; only when asked).
@@ -242,6 +246,27 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 		}
 	}
 
+	var expiry *expiryResult
+	if opt.ExpiryLots <= 0 {
+		p.phase("expiry", "skipped: give -expiry-lots (1000000 for the targets) to load due lots")
+	} else {
+		p.phase("expiry", "%d due lots expired and reminders found for %d members, while awards run", opt.ExpiryLots, opt.ExpiryLots)
+		r, err := expiryPhase(ctx, opt, benchURL, ids, p)
+		if err != nil {
+			return err
+		}
+		expiry = &r
+		p.say("expired %d lots (%d points of %d loaded) in %s (target ≤ %s) %s; awards meanwhile %.0f/s against %.0f/s idle (%.0f%%, target ≥ %.0f%%) %s",
+			r.lots, r.expiredPoints, r.loaded, round(r.expire), TargetExpire, verdict(r.expire <= TargetExpire && r.expiredPoints == r.loaded),
+			r.awardsExpire, r.awardsIdle, 100*r.awardsExpire/r.awardsIdle, 100*TargetAwardSlowdown, verdict(r.awardsExpire >= TargetAwardSlowdown*r.awardsIdle))
+		p.say("reminders for %d members found and recorded in %s (target ≤ %s) %s; awards meanwhile %.0f/s (%.0f%% of idle) %s",
+			r.queued, round(r.reminders), TargetReminders, verdict(r.reminders <= TargetReminders && r.queued == r.lots),
+			r.awardsRemind, 100*r.awardsRemind/r.awardsIdle, verdict(r.awardsRemind >= TargetAwardSlowdown*r.awardsIdle))
+		if r.expiredPoints != r.loaded || r.queued != r.lots {
+			return fmt.Errorf("expiry: expired %d of %d points, %d of %d reminders", r.expiredPoints, r.loaded, r.queued, r.lots)
+		}
+	}
+
 	var serve *serveResult
 	if opt.Binary == "" {
 		p.phase("idle serve RSS", "skipped: no tally binary given")
@@ -263,7 +288,7 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 	}
 	p.say("dropped database %s", opt.Database)
 
-	p.summary(tps, single, singleRatio, batch, batchRatio, scoring, claims, board, serve)
+	p.summary(tps, single, singleRatio, batch, batchRatio, scoring, claims, board, expiry, serve)
 	return nil
 }
 
@@ -808,7 +833,7 @@ func readRSS(pid int) (int64, error) {
 }
 
 func (p *printer) summary(tps float64, single load, singleRatio float64, batch load, batchRatio float64, scoring scoringResult,
-	claims *claimsResult, board *boardResult, serve *serveResult) {
+	claims *claimsResult, board *boardResult, expiry *expiryResult, serve *serveResult) {
 	fmt.Fprintln(p.w, "\nSummary")
 	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "phase\trate\tvs pgbench\ttarget\tmet")
@@ -824,6 +849,17 @@ func (p *printer) summary(tps float64, single load, singleRatio float64, batch l
 	} else {
 		fmt.Fprintf(tw, "leaderboard read (p99, %d members)\t%s\t-\t≤ %s\t%s\n", board.members, round(board.reads.p(0.99)), TargetBoardRead, yesNo(board.reads.p(0.99) <= TargetBoardRead))
 		fmt.Fprintf(tw, "season close (%d members)\t%s\t-\t≤ %s\t%s\n", board.members, round(board.close), TargetClose, yesNo(board.close <= TargetClose))
+	}
+	if expiry == nil {
+		fmt.Fprintf(tw, "expiry sweep\tskipped\t-\t≤ %s\t-\n", TargetExpire)
+		fmt.Fprintf(tw, "expiry reminders\tskipped\t-\t≤ %s\t-\n", TargetReminders)
+	} else {
+		fmt.Fprintf(tw, "expiry sweep (%d lots)\t%s\t-\t≤ %s\t%s\n", expiry.lots, round(expiry.expire), TargetExpire, yesNo(expiry.expire <= TargetExpire))
+		fmt.Fprintf(tw, "  awards during it\t%.0f%% of idle\t-\t≥ %.0f%%\t%s\n", 100*expiry.awardsExpire/expiry.awardsIdle, 100*TargetAwardSlowdown,
+			yesNo(expiry.awardsExpire >= TargetAwardSlowdown*expiry.awardsIdle))
+		fmt.Fprintf(tw, "expiry reminders (%d members)\t%s\t-\t≤ %s\t%s\n", expiry.lots, round(expiry.reminders), TargetReminders, yesNo(expiry.reminders <= TargetReminders))
+		fmt.Fprintf(tw, "  awards during it\t%.0f%% of idle\t-\t≥ %.0f%%\t%s\n", 100*expiry.awardsRemind/expiry.awardsIdle, 100*TargetAwardSlowdown,
+			yesNo(expiry.awardsRemind >= TargetAwardSlowdown*expiry.awardsIdle))
 	}
 	if claims == nil {
 		fmt.Fprintf(tw, "claim → points (p99 at %d/s)\tskipped\t-\t≤ %s\t-\n", ClaimRate, TargetClaimLatency)

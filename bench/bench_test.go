@@ -140,7 +140,7 @@ func TestRun_MeasuresEveryPhaseAndDropsItsDatabases(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
 		ServerURL: tallytest.ServerURL(), RedisURL: tallytest.Redis(t),
-		Duration: time.Second, Clients: 2, Members: 200, PgbenchScale: 1, Database: db, SeasonMembers: 3000,
+		Duration: time.Second, Clients: 2, Members: 200, PgbenchScale: 1, Database: db, SeasonMembers: 3000, ExpiryLots: 2000,
 	}, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
@@ -153,6 +153,7 @@ func TestRun_MeasuresEveryPhaseAndDropsItsDatabases(t *testing.T) {
 		"ledger check", "Check: OK",
 		"task claims", "claims at 100/s: ", "claims/s end to end",
 		"season scoring", "scoring costs", "season board", "reads of top 10 + own rank", "prizes paid once: yes",
+		"expired 2000 lots", "reminders for 2000 members",
 		"idle serve RSS: skipped",
 		"Summary", "ledger batch of 1000",
 	} {

@@ -325,13 +325,14 @@ func runBench(ctx context.Context, cfg config, args []string, out io.Writer) err
 	duration := fs.Duration("duration", 10*time.Second, "how long each measured phase runs")
 	clients := fs.Int("clients", 8, "concurrent clients for pgbench and the award workers")
 	members := fs.Int("members", 10000, "distinct members the awards go to")
+	expiryLots := fs.Int("expiry-lots", 0, "due lots to load and expire, and members to remind, while awards run (1000000 for the targets; 0 skips it)")
 	seasonMembers := fs.Int("season-members", 0, "members to load into a season for the leaderboard and close benchmark (1000000 for the target; 0 skips it)")
 	skipServe := fs.Bool("skip-serve", false, "do not measure the RSS of an idle serve")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
 	opt := bench.Options{ServerURL: cfg.DatabaseURL, RedisURL: cfg.RedisURL, Duration: *duration, Clients: *clients, Members: *members,
-		SeasonMembers: *seasonMembers}
+		SeasonMembers: *seasonMembers, ExpiryLots: *expiryLots}
 	if !*skipServe {
 		exe, err := os.Executable()
 		if err != nil {

@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tally-loyalty/tally"
+	"github.com/tally-loyalty/tally/ledger"
+	"github.com/tally-loyalty/tally/postgres"
+	"github.com/tally-loyalty/tally/program"
+	"github.com/tally-loyalty/tally/tasks"
+)
+
+// Expiry targets (issue 7).
+const (
+	TargetExpire    = 60 * time.Second // expiring a million due lots
+	TargetReminders = 30 * time.Second // finding and recording reminders for a million members
+	// TargetAwardSlowdown: concurrent awards keep at least half their rate.
+	TargetAwardSlowdown = 0.5
+	lotsPerMember       = 10
+)
+
+// pastClock reads the time a fixed while ago: the load awards points that are
+// already due when the sweep runs on the real clock.
+type pastClock struct{ ago time.Duration }
+
+func (c pastClock) Now() time.Time { return time.Now().Add(-c.ago) }
+
+// countingNotifier counts what is handed to the queue without a queue.
+type countingNotifier struct{ n atomic.Int64 }
+
+func (c *countingNotifier) PayClaim(context.Context, int64) error { return nil }
+func (c *countingNotifier) Send(context.Context, int64) error     { c.n.Add(1); return nil }
+
+// expiryResult is what the expiry phase measured.
+type expiryResult struct {
+	lots, members         int
+	expire, reminders     time.Duration
+	awardsIdle            float64 // awards/s with nothing else running
+	awardsExpire          float64 // while the sweep runs
+	awardsRemind          float64 // while the reminders are found
+	queued                int
+	expiredPoints, loaded int64
+}
+
+// expiryPhase loads opt.ExpiryLots due lots (lotsPerMember per member) and
+// expires them all while awards to other members run, then loads a lot per
+// member expiring within a day for as many members and finds and records
+// their reminders, again under concurrent awards.
+func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64, p *printer) (expiryResult, error) {
+	r := expiryResult{lots: opt.ExpiryLots, members: opt.ExpiryLots / lotsPerMember}
+	cfg, err := pgxpool.ParseConfig(benchURL)
+	if err != nil {
+		return r, err
+	}
+	cfg.MaxConns = int32(opt.Clients + maxBatchClients + 4)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return r, fmt.Errorf("connect to %s: %w", postgres.Redact(benchURL), err)
+	}
+	defer pool.Close()
+	live := ledger.New(pool, tally.SystemClock{})
+	past := ledger.New(pool, pastClock{ago: time.Hour})
+
+	load := func(prefix string, base, members, perMember int, expires time.Time, l *ledger.Service) error {
+		total := members * perMember
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, maxBatchClients)
+		for range maxBatchClients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					from := int(next.Add(batchSize)) - batchSize
+					if from >= total || ctx.Err() != nil {
+						return
+					}
+					n := min(batchSize, total-from)
+					awards := make([]ledger.Award, n)
+					for i := range awards {
+						k := from + i
+						awards[i] = ledger.Award{Member: ledger.MemberRef{Platform: "console", UserID: strconv.Itoa(base + k/perMember)},
+							Points: 1 + int64(k%7), Key: prefix + "-" + strconv.Itoa(k), ExpiresAt: &expires}
+					}
+					res, err := l.AwardBatch(ctx, awards)
+					if err == nil {
+						err = batchErr(res)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		return <-errs
+	}
+	// Awards to the bench's other members, from half the clients.
+	awardsDuring := func(tag string, work func() error) (float64, error) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		clients := max(opt.Clients/2, 1)
+		for w := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					id := ids[(w+i*clients)%len(ids)]
+					if _, err := live.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: id}, Points: 1,
+						Key: fmt.Sprintf("%s-%d-%d", tag, w, i)}); err != nil {
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		}
+		start := time.Now()
+		err := work()
+		close(done)
+		wg.Wait()
+		return float64(n.Load()) / time.Since(start).Seconds(), err
+	}
+
+	p.say("loading %d due lots over %d members (untimed)", r.lots, r.members)
+	start := time.Now()
+	if err := load("exp", 2_000_000_000, r.members, lotsPerMember, time.Now().Add(-50*time.Minute), past); err != nil {
+		return r, fmt.Errorf("load due lots: %w", err)
+	}
+	p.say("loaded in %s", round(time.Since(start)))
+	if _, err := pool.Exec(ctx, "ANALYZE lots"); err != nil {
+		return r, err
+	}
+	if r.awardsIdle, err = awardsDuring("idle", func() error { time.Sleep(min(opt.Duration, 5*time.Second)); return nil }); err != nil {
+		return r, err
+	}
+	r.awardsExpire, err = awardsDuring("expire", func() error {
+		t := time.Now()
+		defer func() { r.expire = time.Since(t) }()
+		for {
+			sw, err := live.ExpireDue(ctx)
+			if err != nil {
+				return err
+			}
+			if len(sw.Lots) == 0 {
+				return nil
+			}
+			r.expiredPoints += sw.Points
+		}
+	})
+	if err != nil {
+		return r, err
+	}
+	if err := pool.QueryRow(ctx, "SELECT coalesce(sum(amount), 0) FROM lots WHERE txn_id IN (SELECT id FROM txns WHERE idempotency_key LIKE 'exp-%')").
+		Scan(&r.loaded); err != nil {
+		return r, err
+	}
+
+	// Reminders: one lot per member, expiring in twelve hours, a 1-day reminder.
+	prog, err := program.Parse([]byte("[expiry]\npolicy = \"none\"\nreminders = [\"1d\"]\n"), "bench")
+	if err != nil {
+		return r, err
+	}
+	p.say("loading one lot expiring within a day for each of %d members who talked to the bot (untimed)", r.lots)
+	if err := load("rem", 3_000_000_000, r.lots, 1, time.Now().Add(12*time.Hour), live); err != nil {
+		return r, fmt.Errorf("load lots: %w", err)
+	}
+	// As if every member had talked to the bot (reminders go to them).
+	if _, err := pool.Exec(ctx, "UPDATE members SET last_platform = 'console'"); err != nil {
+		return r, err
+	}
+	svc := tasks.New(pool, live, prog, tally.SystemClock{}, slog.New(slog.DiscardHandler))
+	counter := &countingNotifier{}
+	svc.SetNotifier(counter)
+	r.awardsRemind, err = awardsDuring("remind", func() error {
+		t := time.Now()
+		defer func() { r.reminders = time.Since(t) }()
+		run, err := svc.QueueReminders(ctx)
+		r.queued = run.Queued
+		return err
+	})
+	return r, err
+}
