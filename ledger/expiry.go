@@ -24,7 +24,7 @@ type Sweep struct {
 
 // expireMembers is how many members one sweep transaction takes: their
 // awards and spending wait for it, so it stays short.
-const expireMembers = 200
+const expireMembers = 500
 
 // ExpireDue expires the lots whose expiry has passed, up to about
 // expireMembers members per call (call again until it returns no lots). Each
