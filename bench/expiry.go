@@ -171,6 +171,8 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 		return r, err
 	}
 
+	p.say("sweep done in %s (%d points); awards meanwhile %.0f/s against %.0f/s idle", round(r.expire), r.expiredPoints, r.awardsExpire, r.awardsIdle)
+
 	// Reminders: one lot per member, expiring in twelve hours, a 1-day reminder.
 	prog, err := program.Parse([]byte("[expiry]\npolicy = \"none\"\nreminders = [\"1d\"]\n"), "bench")
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // KindExpiryReminder tells a member that points expire soon (params: points,
@@ -40,135 +38,137 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 		return run, nil
 	}
 	now := s.now()
-	loc := s.prog.Location
-	horizon := offsets[0].After(now, loc)
-	var after struct {
-		member  int64
-		expires time.Time
+	horizon := offsets[0].After(now, s.prog.Location)
+	// One pass over the expiries within the longest offset (the due-lots
+	// index); what to record is written every reminderBatch rows.
+	rows, err := s.pool.Query(ctx, `SELECT d.member_id, d.expires_at, d.points, m.notify, m.unreachable,
+			coalesce(i.platform, ''), coalesce(i.user_id, ''), coalesce(m.locale, m.seen_locale, '')
+		FROM (SELECT l.member_id, l.expires_at, sum(l.remaining)::bigint AS points FROM lots l
+		      WHERE l.state = 'active' AND l.expires_at > $1 AND l.expires_at <= $2
+		      GROUP BY l.member_id, l.expires_at) d
+		JOIN members m ON m.id = d.member_id
+		LEFT JOIN identities i ON i.member_id = m.id AND i.platform = m.last_platform`, now, horizon)
+	if err != nil {
+		return run, fmt.Errorf("read due expiries: %w", err)
 	}
-	for {
-		rows, err := s.pool.Query(ctx, `WITH due AS (
-				SELECT l.member_id, l.expires_at, sum(l.remaining)::bigint AS points FROM lots l
-				WHERE l.state = 'active' AND l.expires_at > $1 AND l.expires_at <= $2
-				  AND (l.member_id, l.expires_at) > ($3, $4)
-				GROUP BY l.member_id, l.expires_at
-				ORDER BY l.member_id, l.expires_at LIMIT $5)
-			SELECT d.member_id, d.expires_at, d.points, m.notify, m.unreachable, coalesce(i.platform, ''), coalesce(i.user_id, ''),
-			       coalesce(m.locale, m.seen_locale, '')
-			FROM due d JOIN members m ON m.id = d.member_id
-			LEFT JOIN identities i ON i.member_id = m.id AND i.platform = m.last_platform
-			ORDER BY d.member_id, d.expires_at`, now, horizon, after.member, after.expires, reminderBatch)
-		if err != nil {
+	defer rows.Close()
+	batch := make([]dueExpiry, 0, reminderBatch)
+	for rows.Next() {
+		var d dueExpiry
+		if err := rows.Scan(&d.member, &d.expires, &d.points, &d.notify, &d.unreachable, &d.platform, &d.userID, &d.locale); err != nil {
 			return run, fmt.Errorf("read due expiries: %w", err)
 		}
-		type due struct {
-			member                   int64
-			expires                  time.Time
-			points                   int64
-			notify, unreachable      bool
-			platform, userID, locale string
+		if batch = append(batch, d); len(batch) == cap(batch) {
+			if err := s.recordReminders(ctx, batch, now, &run); err != nil {
+				return run, err
+			}
+			batch = batch[:0]
 		}
-		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (due, error) {
-			var d due
-			return d, r.Scan(&d.member, &d.expires, &d.points, &d.notify, &d.unreachable, &d.platform, &d.userID, &d.locale)
-		})
-		if err != nil {
-			return run, fmt.Errorf("read due expiries: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return run, fmt.Errorf("read due expiries: %w", err)
+	}
+	return run, s.recordReminders(ctx, batch, now, &run)
+}
+
+// dueExpiry is points of a member expiring at one instant, with how to
+// reach the member.
+type dueExpiry struct {
+	member                   int64
+	expires                  time.Time
+	points                   int64
+	notify, unreachable      bool
+	platform, userID, locale string
+}
+
+// recordReminders records the reminders whose time has come for a batch of
+// due expiries (one insert) and hands the ones to send to the queue.
+func (s *Service) recordReminders(ctx context.Context, batch []dueExpiry, now time.Time, run *ReminderRun) error {
+	offsets, loc := s.prog.Expiry.Reminders, s.prog.Location
+	// One set-based insert per batch: the reminders to send (pending) or
+	// to skip, and the earlier offsets they supersede.
+	var rec struct {
+		keys, platforms, users, locales, statuses, whys []string
+		members                                         []int64
+		params                                          [][]byte
+	}
+	counted := map[string]*int{}
+	add := func(key string, d dueExpiry, status, why string, params []byte, counter *int) {
+		platform := d.platform
+		if platform == "" {
+			platform = "none"
 		}
-		if len(batch) == 0 {
-			return run, nil
+		locale := d.locale
+		if locale == "" {
+			locale = s.prog.DefaultLocale
 		}
-		after.member, after.expires = batch[len(batch)-1].member, batch[len(batch)-1].expires
-		// One set-based insert per batch: the reminders to send (pending) or
-		// to skip, and the earlier offsets they supersede.
-		var rec struct {
-			keys, platforms, users, locales, statuses, whys []string
-			members                                         []int64
-			params                                          [][]byte
+		rec.keys, rec.members, rec.platforms = append(rec.keys, key), append(rec.members, d.member), append(rec.platforms, platform)
+		rec.users, rec.locales = append(rec.users, userOrNone(d.userID)), append(rec.locales, locale)
+		rec.statuses, rec.whys, rec.params = append(rec.statuses, status), append(rec.whys, why), append(rec.params, params)
+		if counter != nil {
+			counted[key] = counter
 		}
-		counted := map[string]*int{}
-		add := func(key string, d due, status, why string, params []byte, counter *int) {
-			platform := d.platform
-			if platform == "" {
-				platform = "none"
-			}
-			locale := d.locale
-			if locale == "" {
-				locale = s.prog.DefaultLocale
-			}
-			rec.keys, rec.members, rec.platforms = append(rec.keys, key), append(rec.members, d.member), append(rec.platforms, platform)
-			rec.users, rec.locales = append(rec.users, userOrNone(d.userID)), append(rec.locales, locale)
-			rec.statuses, rec.whys, rec.params = append(rec.statuses, status), append(rec.whys, why), append(rec.params, params)
-			if counter != nil {
-				counted[key] = counter
-			}
-		}
-		for _, d := range batch {
-			// The offsets whose time has come, longest first; the last is the one to send.
-			var dueOffsets []string
-			for _, o := range offsets {
-				if !o.Before(d.expires, loc).After(now) {
-					dueOffsets = append(dueOffsets, o.String())
-				}
-			}
-			if len(dueOffsets) == 0 {
-				continue
-			}
-			key := func(offset string) string { return fmt.Sprintf("remind:%d:%d:%s", d.member, d.expires.Unix(), offset) }
-			status, why, counter := "pending", "", (*int)(nil)
-			switch {
-			case !d.notify:
-				status, why, counter = Skipped, "reminders are off", &run.Silenced
-			case d.userID == "":
-				status, why, counter = Skipped, "never talked to the bot", &run.NeverTalked
-			case d.unreachable:
-				status, why, counter = Skipped, "blocked the bot", &run.Blocked
-			}
-			add(key(dueOffsets[len(dueOffsets)-1]), d, status, why,
-				jsonParams(map[string]any{"points": d.points, "expires": d.expires.Unix()}), counter)
-			// Earlier offsets that were never sent are not sent late.
-			for _, o := range dueOffsets[:len(dueOffsets)-1] {
-				add(key(o), d, Skipped, "a later reminder was due", []byte("{}"), &run.Superseded)
+	}
+	for _, d := range batch {
+		// The offsets whose time has come, longest first; the last is the one to send.
+		var dueOffsets []string
+		for _, o := range offsets {
+			if !o.Before(d.expires, loc).After(now) {
+				dueOffsets = append(dueOffsets, o.String())
 			}
 		}
-		if len(rec.keys) == 0 {
-			if len(batch) < reminderBatch {
-				return run, nil
-			}
+		if len(dueOffsets) == 0 {
 			continue
 		}
-		rows, err = s.pool.Query(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, status, last_error, created_at, done_at)
-			SELECT k, m, p, u, l, $1, pa, st, w, $2, CASE WHEN st = 'pending' THEN NULL ELSE $2::timestamptz END
-			FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
-				AS r(k, m, p, u, l, pa, st, w)
-			ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, status`,
-			KindExpiryReminder, now, rec.keys, rec.members, rec.platforms, rec.users, rec.locales, rec.params, rec.statuses, rec.whys)
-		if err != nil {
-			return run, fmt.Errorf("record reminders: %w", err)
+		key := func(offset string) string { return fmt.Sprintf("remind:%d:%d:%s", d.member, d.expires.Unix(), offset) }
+		status, why, counter := "pending", "", (*int)(nil)
+		switch {
+		case !d.notify:
+			status, why, counter = Skipped, "reminders are off", &run.Silenced
+		case d.userID == "":
+			status, why, counter = Skipped, "never talked to the bot", &run.NeverTalked
+		case d.unreachable:
+			status, why, counter = Skipped, "blocked the bot", &run.Blocked
 		}
-		var queued []int64
-		for rows.Next() {
-			var id int64
-			var key, status string
-			if err := rows.Scan(&id, &key, &status); err != nil {
-				rows.Close()
-				return run, fmt.Errorf("record reminders: %w", err)
-			}
-			if status == "pending" {
-				queued = append(queued, id)
-			} else if c := counted[key]; c != nil {
-				*c++
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return run, fmt.Errorf("record reminders: %w", err)
-		}
-		run.Queued += len(queued)
-		s.handAll(ctx, queued)
-		if len(batch) < reminderBatch {
-			return run, nil
+		add(key(dueOffsets[len(dueOffsets)-1]), d, status, why,
+			jsonParams(map[string]any{"points": d.points, "expires": d.expires.Unix()}), counter)
+		// Earlier offsets that were never sent are not sent late.
+		for _, o := range dueOffsets[:len(dueOffsets)-1] {
+			add(key(o), d, Skipped, "a later reminder was due", []byte("{}"), &run.Superseded)
 		}
 	}
+	if len(rec.keys) == 0 {
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, status, last_error, created_at, done_at)
+		SELECT k, m, p, u, l, $1, pa, st, w, $2, CASE WHEN st = 'pending' THEN NULL ELSE $2::timestamptz END
+		FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
+			AS r(k, m, p, u, l, pa, st, w)
+		ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, status`,
+		KindExpiryReminder, now, rec.keys, rec.members, rec.platforms, rec.users, rec.locales, rec.params, rec.statuses, rec.whys)
+	if err != nil {
+		return fmt.Errorf("record reminders: %w", err)
+	}
+	var queued []int64
+	for rows.Next() {
+		var id int64
+		var key, status string
+		if err := rows.Scan(&id, &key, &status); err != nil {
+			rows.Close()
+			return fmt.Errorf("record reminders: %w", err)
+		}
+		if status == "pending" {
+			queued = append(queued, id)
+		} else if c := counted[key]; c != nil {
+			*c++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("record reminders: %w", err)
+	}
+	run.Queued += len(queued)
+	s.handAll(ctx, queued)
+	return nil
 }
 
 // handAll hands messages to the queue from a few goroutines at once (a run
