@@ -885,3 +885,18 @@ func redactRedis(u string) string {
 	}
 	return "(unparsable URL)"
 }
+
+// openPool connects to a bench database with room for conns connections (the
+// default of max(4, cores) would queue the clients inside the pool).
+func openPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("bench database URL: %w", err)
+	}
+	cfg.MaxConns = int32(conns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", postgres.Redact(url), err)
+	}
+	return pool, nil
+}

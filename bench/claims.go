@@ -16,7 +16,6 @@ import (
 	"github.com/tally-loyalty/tally/bot"
 	"github.com/tally-loyalty/tally/ledger"
 	"github.com/tally-loyalty/tally/locales"
-	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
 	"github.com/tally-loyalty/tally/queue"
 	"github.com/tally-loyalty/tally/tasks"
@@ -65,14 +64,9 @@ func (d *discard) Send(context.Context, bot.Outgoing) error { d.n.Add(1); return
 // acceptance to its payment, then as fast as clients claims at once.
 func claimsPhase(ctx context.Context, opt Options, benchURL string, p *printer) (claimsResult, error) {
 	var res claimsResult
-	cfg, err := pgxpool.ParseConfig(benchURL)
+	pool, err := openPool(ctx, benchURL, opt.Clients+claimWorkers+2)
 	if err != nil {
 		return res, err
-	}
-	cfg.MaxConns = int32(opt.Clients + claimWorkers + 2)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return res, fmt.Errorf("connect to %s: %w", postgres.Redact(benchURL), err)
 	}
 	defer pool.Close()
 	prog, err := program.Parse([]byte(claimsProgram), "bench")

@@ -9,11 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/ledger"
-	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
 	"github.com/tally-loyalty/tally/tasks"
 )
@@ -56,14 +53,9 @@ type expiryResult struct {
 // their reminders, again under concurrent awards.
 func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64, p *printer) (expiryResult, error) {
 	r := expiryResult{lots: opt.ExpiryLots, members: opt.ExpiryLots / lotsPerMember}
-	cfg, err := pgxpool.ParseConfig(benchURL)
+	pool, err := openPool(ctx, benchURL, opt.Clients+maxBatchClients+4)
 	if err != nil {
 		return r, err
-	}
-	cfg.MaxConns = int32(opt.Clients + maxBatchClients + 4)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return r, fmt.Errorf("connect to %s: %w", postgres.Redact(benchURL), err)
 	}
 	defer pool.Close()
 	live := ledger.New(pool, tally.SystemClock{})
@@ -152,16 +144,9 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 	r.awardsExpire, err = awardsDuring("expire", func() error {
 		t := time.Now()
 		defer func() { r.expire = time.Since(t) }()
-		for {
-			sw, err := live.ExpireDue(ctx)
-			if err != nil {
-				return err
-			}
-			if len(sw.Lots) == 0 {
-				return nil
-			}
-			r.expiredPoints += sw.Points
-		}
+		sw, err := live.ExpireAll(ctx)
+		r.expiredPoints = sw.Points
+		return err
 	})
 	if err != nil {
 		return r, err

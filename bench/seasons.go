@@ -21,7 +21,6 @@ import (
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/api"
 	"github.com/tally-loyalty/tally/ledger"
-	"github.com/tally-loyalty/tally/postgres"
 	"github.com/tally-loyalty/tally/program"
 	"github.com/tally-loyalty/tally/tasks"
 )
@@ -70,14 +69,9 @@ type boardResult struct {
 // seasonService opens a pool and a tasks service with an auto-join season
 // programme on the bench database.
 func seasonService(ctx context.Context, opt Options, benchURL string) (*tasks.Service, *ledger.Service, *pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(benchURL)
+	pool, err := openPool(ctx, benchURL, opt.Clients+4)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	cfg.MaxConns = int32(opt.Clients + 4)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect to %s: %w", postgres.Redact(benchURL), err)
 	}
 	prog, err := program.Parse([]byte(seasonsBenchProgram), "bench")
 	if err != nil {

@@ -15,9 +15,11 @@ type ExpiredLot struct {
 	ExpiresAt                  time.Time
 }
 
-// Sweep is what one ExpireDue call did.
+// Sweep is what an ExpireDue or ExpireAll call did. ExpireAll leaves Lots
+// empty (a sweep may expire millions) and counts them in Expired.
 type Sweep struct {
 	Lots    []ExpiredLot
+	Expired int
 	Points  int64
 	Members int
 }
@@ -50,7 +52,7 @@ func (s *Service) ExpireDue(ctx context.Context) (sw Sweep, err error) {
 				sw.Points += l.Points
 				members[l.Member] = true
 			}
-			sw.Members = len(members)
+			sw.Members, sw.Expired = len(members), len(sw.Lots)
 			err = rows.Err()
 		}
 		if err == nil {
@@ -118,4 +120,33 @@ func (s *Service) SetExpiryPolicy(ctx context.Context, p ExpiryPolicy) error {
 		return fmt.Errorf("set expiry policy: %w", err)
 	}
 	return nil
+}
+
+// expirePause is the share of each sweep transaction's time the sweep waits
+// before the next one, so awards running meanwhile keep most of the machine.
+const expirePause = 0.5
+
+// ExpireAll expires every due lot, one ExpireDue transaction after another,
+// pausing between them for half the time the last one took, and returns the
+// totals.
+func (s *Service) ExpireAll(ctx context.Context) (Sweep, error) {
+	var total Sweep
+	for {
+		start := time.Now()
+		sw, err := s.ExpireDue(ctx)
+		if err != nil {
+			return total, err
+		}
+		if len(sw.Lots) == 0 {
+			return total, nil
+		}
+		total.Expired += sw.Expired
+		total.Points += sw.Points
+		total.Members += sw.Members
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(time.Duration(float64(time.Since(start)) * expirePause)):
+		}
+	}
 }

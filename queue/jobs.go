@@ -351,21 +351,14 @@ func (j *Jobs) expire(ctx context.Context, _ *asynq.Task) error {
 // Expire runs the expiry sweep until no due lot is left, logging what it
 // expired.
 func (j *Jobs) Expire(ctx context.Context) error {
-	var lots, points int64
 	start := time.Now()
-	for {
-		sw, err := j.tasks.Ledger().ExpireDue(ctx)
-		if err != nil {
-			return err
-		}
-		if len(sw.Lots) == 0 {
-			break
-		}
-		lots += int64(len(sw.Lots))
-		points += sw.Points
+	sw, err := j.tasks.Ledger().ExpireAll(ctx)
+	if err != nil {
+		return err
 	}
-	if lots > 0 {
-		j.log.Info("expired points", "lots", lots, "points", points, "took", time.Since(start).Round(time.Millisecond))
+	if sw.Expired > 0 {
+		j.log.Info("expired points", "lots", sw.Expired, "points", sw.Points, "members", sw.Members,
+			"took", time.Since(start).Round(time.Millisecond))
 	}
 	run, err := j.tasks.QueueReminders(ctx)
 	if err != nil {
