@@ -171,6 +171,11 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 	if _, err := pool.Exec(ctx, "UPDATE members SET last_platform = 'console'"); err != nil {
 		return r, err
 	}
+	// Autovacuum would have analyzed the new rows by now (it is off on the
+	// development and CI machines).
+	if _, err := pool.Exec(ctx, "ANALYZE members, identities, lots"); err != nil {
+		return r, err
+	}
 	svc := tasks.New(pool, live, prog, tally.SystemClock{}, slog.New(slog.DiscardHandler))
 	counter := &countingNotifier{}
 	svc.SetNotifier(counter)

@@ -47,7 +47,10 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 		      WHERE l.state = 'active' AND l.expires_at > $1 AND l.expires_at <= $2
 		      GROUP BY l.member_id, l.expires_at) d
 		JOIN members m ON m.id = d.member_id
-		LEFT JOIN identities i ON i.member_id = m.id AND i.platform = m.last_platform`, now, horizon)
+		-- A member has an identity or three: look them up by member, whatever
+		-- the planner thinks of the identities' platforms.
+		LEFT JOIN LATERAL (SELECT x.platform, x.user_id FROM identities x
+		                   WHERE x.member_id = m.id AND x.platform = m.last_platform LIMIT 1) i ON true`, now, horizon)
 	if err != nil {
 		return run, fmt.Errorf("read due expiries: %w", err)
 	}
