@@ -123,11 +123,13 @@ func (s *Service) SetExpiryPolicy(ctx context.Context, p ExpiryPolicy) error {
 }
 
 // expirePause is the share of each sweep transaction's time the sweep waits
-// before the next one, so awards running meanwhile keep most of the machine.
-const expirePause = 0.5
+// before the next one, so awards running meanwhile keep a fair share of the
+// machine (measured at a million lots: no pause 41 s and awards at 46%; half
+// the time 86 s and awards at 75%).
+const expirePause = 0.2
 
 // ExpireAll expires every due lot, one ExpireDue transaction after another,
-// pausing between them for half the time the last one took, and returns the
+// pausing between them for a fifth of the time the last one took, and returns the
 // totals.
 func (s *Service) ExpireAll(ctx context.Context) (Sweep, error) {
 	var total Sweep
