@@ -29,10 +29,11 @@ type Sweep struct {
 const expireMembers = 500
 
 // ExpireDue expires the lots whose expiry has passed, up to about
-// expireMembers members per call (call again until it returns no lots). Each
-// lot expires through its own ledger transaction with the key
-// 'tally:expire:<lot>', so concurrent sweeps and a sweep rerun after a crash
-// expire every point once; a lot spent before its expiry expires nothing.
+// expireMembers members per call (call again until it returns no lots). A
+// member's due lots expire through one ledger transaction keyed by the lowest
+// of their ids, with a consumption per lot; the lots change state in it under
+// the member's row lock, so concurrent sweeps and a sweep rerun after a crash
+// expire every point once. A lot spent before its expiry expires nothing.
 func (s *Service) ExpireDue(ctx context.Context) (sw Sweep, err error) {
 	start := time.Now()
 	defer func() { s.observe("expire", outcomeOf(err), time.Since(start)) }()

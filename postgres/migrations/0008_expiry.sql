@@ -1,14 +1,14 @@
 -- The expiry sweep: lots whose expiry has passed move their remaining points
--- to the 'expired' system account, one ledger transaction per lot with the key
--- 'tally:expire:<lot id>', so a lot expires once however many sweeps run.
+-- to the 'expired' system account. Each sweep of a member is one ledger
+-- transaction (key 'tally:expire:<the lowest lot id it expires>') with a
+-- lot consumption per lot; a lot expires once because its state changes in
+-- that transaction, under the member's row lock.
 
 -- ledger_expire_due expires the due lots of up to p_members members (those
--- with the soonest-due lots first) and returns what it expired. The members'
--- rows are locked first, in id order, as debits do; members another sweep
--- holds are skipped, so concurrent sweeps share the work. Then one statement
--- expires all their due lots (set-based, as batch awards are). A lot whose
--- key exists already while it is still active raises a unique violation:
--- nothing is expired twice.
+-- with the soonest-due lots first) and returns what it expired, a row per
+-- lot. The members' rows are locked first, in id order, as debits do; members
+-- another sweep holds are skipped, so concurrent sweeps share the work. Then
+-- one statement expires all their due lots (set-based, as batch awards are).
 CREATE FUNCTION ledger_expire_due(p_now timestamptz, p_members int)
 RETURNS TABLE (lot_id bigint, member_id bigint, points bigint, txn_id bigint, expires_at timestamptz)
 LANGUAGE plpgsql AS $$
@@ -32,26 +32,26 @@ BEGIN
         WHERE d.member_id = ANY (ms) AND d.state = 'active' AND d.expires_at IS NOT NULL AND d.expires_at <= p_now
         ORDER BY d.member_id, d.id
         FOR UPDATE
+    ), per AS (
+        SELECT due.m, min(due.lot) AS first, sum(due.r)::bigint AS total FROM due GROUP BY due.m
     ), bal AS (
         -- Due lots were not available before either: what the member can
-        -- spend after each expiry is the balance without all of them.
-        UPDATE members mb SET balance = mb.balance - t.total
-        FROM (SELECT due.m, sum(due.r)::bigint AS total FROM due GROUP BY due.m) t
-        WHERE mb.id = t.m
+        -- spend after the expiry is the balance without them.
+        UPDATE members mb SET balance = mb.balance - per.total FROM per WHERE mb.id = per.m
         RETURNING mb.id, mb.balance
     ), ins AS (
         INSERT INTO txns (member_id, kind, points, reason, idempotency_key, fingerprint, balance_after, created_at)
-        SELECT due.m, 'expiry', -due.r, 'points expired', 'tally:expire:' || due.lot,
-               sha256(convert_to('expire:' || due.lot, 'UTF8')), bal.balance, p_now
-        FROM due JOIN bal ON bal.id = due.m
-        ORDER BY due.lot
-        RETURNING id, idempotency_key
+        SELECT per.m, 'expiry', -per.total, 'points expired', 'tally:expire:' || per.first,
+               sha256(convert_to('expire:' || per.first, 'UTF8')), bal.balance, p_now
+        FROM per JOIN bal ON bal.id = per.m
+        ORDER BY per.m
+        RETURNING txns.id AS tid, txns.member_id AS mid
     ), j AS MATERIALIZED (
-        SELECT due.*, ins.id AS tid FROM due JOIN ins ON ins.idempotency_key = 'tally:expire:' || due.lot
+        SELECT due.*, ins.tid FROM due JOIN ins ON ins.mid = due.m
     ), post AS (
         INSERT INTO postings (txn_id, account, member_id, amount)
-        SELECT j.tid, a.account, j.m, CASE a.account WHEN 'member' THEN -j.r ELSE j.r END
-        FROM j CROSS JOIN (VALUES ('member'), ('expired')) AS a(account)
+        SELECT ins.tid, a.account, ins.mid, CASE a.account WHEN 'member' THEN -per.total ELSE per.total END
+        FROM ins JOIN per ON per.m = ins.mid CROSS JOIN (VALUES ('member'), ('expired')) AS a(account)
     ), cons AS (
         INSERT INTO lot_consumptions (txn_id, lot_id, member_id, amount) SELECT j.tid, j.lot, j.m, j.r FROM j
     ), upd AS (
