@@ -294,17 +294,23 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 
 // printer writes progress lines. Write errors are ignored: output is for a
 // person watching, and a closed terminal should not abort the measurement.
+// Loaders report progress from several goroutines: lines are written whole.
 type printer struct {
-	w io.Writer
-	n int
+	mu sync.Mutex
+	w  io.Writer
+	n  int
 }
 
 func (p *printer) phase(name, format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.n++
 	fmt.Fprintf(p.w, "== %d. %s: %s\n", p.n, name, fmt.Sprintf(format, args...))
 }
 
 func (p *printer) say(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	fmt.Fprintf(p.w, "   "+format+"\n", args...)
 }
 

@@ -6,9 +6,11 @@
 
 -- ledger_expire_due expires the due lots of up to p_members members (those
 -- with the soonest-due lots first) and returns what it expired, a row per
--- lot. The members' rows are locked first, in id order, as debits do; members
--- another sweep holds are skipped, so concurrent sweeps share the work. Then
--- one statement expires all their due lots (set-based, as batch awards are).
+-- lot. The members' rows are locked first, in id order, as debits do (a
+-- member an award or another sweep holds is waited for: skipping it would make
+-- a sweep that finds only held members report nothing due). Then one
+-- statement expires all their due lots, set-based as batch awards are; lots
+-- another sweep expired meanwhile are no longer due by then.
 CREATE FUNCTION ledger_expire_due(p_now timestamptz, p_members int)
 RETURNS TABLE (lot_id bigint, member_id bigint, points bigint, txn_id bigint, expires_at timestamptz)
 LANGUAGE plpgsql AS $$
@@ -22,7 +24,7 @@ BEGIN
                         ORDER BY d.expires_at LIMIT p_members * 10)
         ORDER BY mb.id
         LIMIT p_members
-        FOR UPDATE OF mb SKIP LOCKED) x;
+        FOR UPDATE OF mb) x;
     IF cardinality(ms) = 0 THEN
         RETURN;
     END IF;
