@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -55,24 +56,74 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 		return run, fmt.Errorf("read due expiries: %w", err)
 	}
 	defer rows.Close()
+	// Batches are recorded by two writers while the read goes on.
+	var mu sync.Mutex
+	var firstErr error
+	batches := make(chan []dueExpiry, 2)
+	var wg sync.WaitGroup
+	for range reminderWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				var part ReminderRun
+				start := time.Now()
+				err := s.recordReminders(ctx, b, now, &part)
+				// Leave the machine to the awards for a while between batches.
+				time.Sleep(time.Duration(float64(time.Since(start)) * reminderPause))
+				mu.Lock()
+				run.Queued += part.Queued
+				run.Superseded += part.Superseded
+				run.Silenced += part.Silenced
+				run.NeverTalked += part.NeverTalked
+				run.Blocked += part.Blocked
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	send := func(b []dueExpiry) {
+		if len(b) > 0 {
+			batches <- b
+		}
+	}
 	batch := make([]dueExpiry, 0, reminderBatch)
+	var readErr error
 	for rows.Next() {
 		var d dueExpiry
 		if err := rows.Scan(&d.member, &d.expires, &d.points, &d.notify, &d.unreachable, &d.platform, &d.userID, &d.locale); err != nil {
-			return run, fmt.Errorf("read due expiries: %w", err)
+			readErr = fmt.Errorf("read due expiries: %w", err)
+			break
 		}
 		if batch = append(batch, d); len(batch) == cap(batch) {
-			if err := s.recordReminders(ctx, batch, now, &run); err != nil {
-				return run, err
-			}
-			batch = batch[:0]
+			send(batch)
+			batch = make([]dueExpiry, 0, reminderBatch)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return run, fmt.Errorf("read due expiries: %w", err)
+	if readErr == nil {
+		if err := rows.Err(); err != nil {
+			readErr = fmt.Errorf("read due expiries: %w", err)
+		}
 	}
-	return run, s.recordReminders(ctx, batch, now, &run)
+	if readErr == nil {
+		send(batch)
+	}
+	close(batches)
+	wg.Wait()
+	if readErr != nil {
+		return run, readErr
+	}
+	return run, firstErr
 }
+
+// reminderWriters record batches of reminders at once, each pausing
+// reminderPause of a batch's time after it.
+const (
+	reminderWriters = 2
+	reminderPause   = 0.5
+)
 
 // dueExpiry is points of a member expiring at one instant, with how to
 // reach the member.
@@ -133,8 +184,8 @@ func (s *Service) recordReminders(ctx context.Context, batch []dueExpiry, now ti
 		case d.unreachable:
 			status, why, counter = Skipped, "blocked the bot", &run.Blocked
 		}
-		add(key(dueOffsets[len(dueOffsets)-1]), d, status, why,
-			jsonParams(map[string]any{"points": d.points, "expires": d.expires.Unix()}), counter)
+		params := []byte(`{"points":` + strconv.FormatInt(d.points, 10) + `,"expires":` + strconv.FormatInt(d.expires.Unix(), 10) + `}`)
+		add(key(dueOffsets[len(dueOffsets)-1]), d, status, why, params, counter)
 		// Earlier offsets that were never sent are not sent late.
 		for _, o := range dueOffsets[:len(dueOffsets)-1] {
 			add(key(o), d, Skipped, "a later reminder was due", []byte("{}"), &run.Superseded)
