@@ -458,13 +458,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var before int64
-	if v := q.Get("before"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return tally.Errorf(tally.EINVALID, "before must be a transaction_id from an earlier page")
-		}
-		before = n
+	before, err := beforeParam(q, "a transaction_id from an earlier page")
+	if err != nil {
+		return err
 	}
 	entries, more, err := s.ledger.History(r.Context(), ref, before, limit)
 	if err != nil {
@@ -484,6 +480,20 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// beforeParam reads where a keyset page starts: 0 (the newest) when not
+// given, else a positive id, what says which.
+func beforeParam(q url.Values, what string) (int64, error) {
+	v := q.Get("before")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, tally.Errorf(tally.EINVALID, "before must be %s", what)
+	}
+	return n, nil
 }
 
 // limitParam reads the page size of a list call: def when not given, else a

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tally-loyalty/tally"
@@ -80,13 +79,9 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var before int64
-	if v := q.Get("before"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return tally.Errorf(tally.EINVALID, "before must be an id from an earlier page (next_before)")
-		}
-		before = n
+	before, err := beforeParam(q, "an id from an earlier page (next_before)")
+	if err != nil {
+		return err
 	}
 	entries, more, err := s.audit.Audit(r.Context(), before, limit)
 	if err != nil {

@@ -275,20 +275,29 @@ func (r *Router) Catalog() *locales.Catalog { return r.catalog }
 // localized apology (the details go to the log).
 func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	req.Command = strings.ToLower(req.Command)
-	profile, err := r.ledger.EnsureMember(ctx, req.User.Platform, req.User.ID, req.User.Name)
-	if err != nil {
-		r.log.Error("chat: member lookup failed", "platform", req.User.Platform, "user", req.User.ID, "err", err)
-		l := r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
-		return Reply{Text: l.T("error_internal", nil), Private: true}
+	call, failed := r.call(ctx, req)
+	if call == nil {
+		return Reply{Text: failed.T("error_internal", nil), Private: true}
 	}
-	r.noteLocale(ctx, profile, req.User.Locale)
-	call := &Call{Request: req, Member: profile, router: r,
-		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
 	reply := r.run(ctx, call)
 	if reply.Locale == "" {
 		reply.Locale = call.L.Code()
 	}
 	return reply
+}
+
+// call finds (or creates) the member behind a request and the language to
+// answer in. When the member cannot be read it returns nil and the
+// localizer to apologize with.
+func (r *Router) call(ctx context.Context, req Request) (*Call, *locales.Localizer) {
+	profile, err := r.ledger.EnsureMember(ctx, req.User.Platform, req.User.ID, req.User.Name)
+	if err != nil {
+		r.log.Error("chat: member lookup failed", "platform", req.User.Platform, "user", req.User.ID, "err", err)
+		return nil, r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
+	}
+	r.noteLocale(ctx, profile, req.User.Locale)
+	return &Call{Request: req, Member: profile, router: r,
+		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}, nil
 }
 
 // Press runs the button a user pressed; data is the button's Data.
@@ -302,15 +311,10 @@ func (r *Router) Submit(ctx context.Context, req Request, data, text string) Pre
 }
 
 func (r *Router) press(ctx context.Context, req Request, data string, submit bool, text string) PressReply {
-	profile, err := r.ledger.EnsureMember(ctx, req.User.Platform, req.User.ID, req.User.Name)
-	if err != nil {
-		r.log.Error("chat: member lookup failed", "platform", req.User.Platform, "user", req.User.ID, "err", err)
-		l := r.catalog.For(r.catalog.Resolve("", req.User.Locale, r.prog.DefaultLocale))
-		return PressReply{Answer: l.T("error_internal", nil), Locale: l.Code()}
+	call, failed := r.call(ctx, req)
+	if call == nil {
+		return PressReply{Answer: failed.T("error_internal", nil), Locale: failed.Code()}
 	}
-	r.noteLocale(ctx, profile, req.User.Locale)
-	call := &Call{Request: req, Member: profile, router: r,
-		L: r.catalog.For(r.catalog.Resolve(profile.Locale, req.User.Locale, r.prog.DefaultLocale))}
 	call.Moderator = r.isModerator(req)
 	action, arg, _ := strings.Cut(data, ":")
 	h, ok := r.buttons[action]
@@ -321,9 +325,9 @@ func (r *Router) press(ctx context.Context, req Request, data string, submit boo
 	case h.Moderator && !call.Moderator:
 		reply = PressReply{Answer: call.L.T("error_moderators_only", nil)}
 	default:
-		reply, err = h.Run(ctx, call, arg, submit, text)
-		if err != nil {
-			r.log.Error("chat button failed", "data", clipArg(data), "member", profile.ID, "err", err)
+		var err error
+		if reply, err = h.Run(ctx, call, arg, submit, text); err != nil {
+			r.log.Error("chat button failed", "data", clipArg(data), "member", call.Member.ID, "err", err)
 			reply = PressReply{Answer: call.L.T("error_internal", nil)}
 		}
 	}

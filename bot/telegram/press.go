@@ -40,13 +40,7 @@ func keyboard(bs []bot.Button) models.ReplyMarkup {
 // when the button asks for text.
 func (a *Adapter) handlePress(ctx context.Context, upd *models.Update) {
 	q := upd.CallbackQuery
-	first, err := a.firstTime(ctx, upd.ID)
-	if err != nil {
-		a.log.Error("telegram: remember update", "update", upd.ID, "err", err)
-		return
-	}
-	if !first {
-		a.log.Info("telegram: update delivered again, ignored", "update", upd.ID)
+	if !a.once(ctx, upd) {
 		return
 	}
 	var chat models.Chat

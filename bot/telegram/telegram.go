@@ -196,13 +196,7 @@ func (a *Adapter) handle(ctx context.Context, b *tgbot.Bot, upd *models.Update) 
 	if group && !addressed && !a.cfg.Router.Has(cmd) {
 		return // a group's other bots get commands like /warn too: not ours to answer
 	}
-	first, err := a.firstTime(ctx, upd.ID)
-	if err != nil {
-		a.log.Error("telegram: remember update", "update", upd.ID, "err", err)
-		return
-	}
-	if !first {
-		a.log.Info("telegram: update delivered again, ignored", "update", upd.ID)
+	if !a.once(ctx, upd) {
 		return
 	}
 	req := bot.Request{
@@ -301,6 +295,20 @@ func (a *Adapter) send(ctx context.Context, m outgoing) (*models.Message, error)
 // than a day are pruned now and then. The id is recorded before the reply is
 // sent: a crash in between leaves one command unanswered rather than answered
 // twice ("at most once").
+// once reports whether an update is seen for the first time (and should be
+// handled); a redelivered one, or one that cannot be remembered, is not.
+func (a *Adapter) once(ctx context.Context, upd *models.Update) bool {
+	first, err := a.firstTime(ctx, upd.ID)
+	if err != nil {
+		a.log.Error("telegram: remember update", "update", upd.ID, "err", err)
+		return false
+	}
+	if !first {
+		a.log.Info("telegram: update delivered again, ignored", "update", upd.ID)
+	}
+	return first
+}
+
 func (a *Adapter) firstTime(ctx context.Context, id int64) (bool, error) {
 	tag, err := a.cfg.DB.Exec(ctx, `INSERT INTO telegram_updates (update_id, handled_at) VALUES ($1, now())
 		ON CONFLICT DO NOTHING`, id)
