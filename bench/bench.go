@@ -32,6 +32,7 @@ import (
 	"github.com/tally-loyalty/tally"
 	"github.com/tally-loyalty/tally/ledger"
 	"github.com/tally-loyalty/tally/postgres"
+	"github.com/tally-loyalty/tally/tasks"
 )
 
 // Targets from DESIGN.md. Throughput is a ratio to the pgbench reference on
@@ -262,8 +263,10 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 		p.say("reminders for %d members found and recorded in %s (target ≤ %s) %s; awards meanwhile %.0f/s (%.0f%% of idle) %s",
 			r.queued, round(r.reminders), TargetReminders, verdict(r.reminders <= TargetReminders && r.queued == r.lots),
 			r.awardsRemind, 100*r.awardsRemind/r.awardsIdle, verdict(r.awardsRemind >= TargetAwardSlowdown*r.awardsIdle))
-		if r.expiredPoints != r.loaded || r.queued != r.lots {
-			return fmt.Errorf("expiry: expired %d of %d points, %d of %d reminders", r.expiredPoints, r.loaded, r.queued, r.lots)
+		p.say("the first %d of them handed on as messages in %s (a window; the rest follow as the platforms take them)",
+			r.handed, round(r.dispatch))
+		if r.expiredPoints != r.loaded || r.queued != r.lots || r.handed != min(r.lots, tasks.ReminderWindow) {
+			return fmt.Errorf("expiry: expired %d of %d points, %d of %d reminders, %d handed on", r.expiredPoints, r.loaded, r.queued, r.lots, r.handed)
 		}
 	}
 

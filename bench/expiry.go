@@ -44,6 +44,8 @@ type expiryResult struct {
 	awardsExpire          float64 // while the sweep runs
 	awardsRemind          float64 // while the reminders are found
 	queued                int
+	dispatch              time.Duration // handing on one window of reminders as messages
+	handed                int
 	expiredPoints, loaded int64
 }
 
@@ -186,5 +188,15 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 		r.queued = run.Queued
 		return err
 	})
+	if err != nil {
+		return r, err
+	}
+	// The first window of messages, as the sweep job hands it on.
+	t := time.Now()
+	d, err := svc.DispatchReminders(ctx)
+	r.dispatch, r.handed = time.Since(t), d.Handed
+	if err == nil && int64(r.handed) != counter.n.Load() {
+		err = fmt.Errorf("dispatch: %d messages recorded, %d handed to the queue", r.handed, counter.n.Load())
+	}
 	return r, err
 }

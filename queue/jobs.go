@@ -34,6 +34,10 @@ const (
 	// TypeExpire expires the lots whose expiry has passed (every
 	// ExpireEvery; two runs at once share the work).
 	TypeExpire = "expiry:sweep"
+	// TypeDispatchReminders hands recorded expiry reminders on as messages,
+	// a window at a time (every DispatchEvery while reminders are
+	// configured).
+	TypeDispatchReminders = "reminders:dispatch"
 	// TypeSeasonsDue runs at each season boundary of the programme's cadence
 	// (in its timezone) and enqueues the close of every season due.
 	TypeSeasonsDue = "season:due"
@@ -42,6 +46,10 @@ const (
 // ExpireEvery is how often expired points are swept when the programme does
 // not say (expiry.sweep_every).
 const ExpireEvery = time.Hour
+
+// DispatchEvery is how often recorded reminders are handed on: up to
+// tasks.ReminderWindow each time, as the platforms take them.
+const DispatchEvery = 5 * time.Second
 
 // seasonCron is when each cadence's seasons turn over.
 var seasonCron = map[string]string{
@@ -85,6 +93,7 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	q.Handle(TypeCloseSeason, asynq.HandlerFunc(j.closeSeason))
 	q.Handle(TypeSeasonsDue, asynq.HandlerFunc(j.seasonsDue))
 	q.Handle(TypeExpire, asynq.HandlerFunc(j.expire))
+	q.Handle(TypeDispatchReminders, asynq.HandlerFunc(j.dispatchReminders))
 	every := svc.Program().Expiry.SweepEvery
 	if every <= 0 {
 		every = ExpireEvery
@@ -92,6 +101,12 @@ func RegisterJobs(q *Queue, svc *tasks.Service, senders map[string]bot.Sender, r
 	if _, err := q.scheduler.Register("@every "+every.String(), asynq.NewTask(TypeExpire, nil),
 		asynq.Unique(max(every-time.Second, time.Second)), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute)); err != nil {
 		return nil, fmt.Errorf("schedule expiry sweep: %w", err)
+	}
+	if len(svc.Program().Expiry.Reminders) > 0 {
+		if _, err := q.scheduler.Register("@every "+DispatchEvery.String(), asynq.NewTask(TypeDispatchReminders, nil),
+			asynq.Unique(DispatchEvery-time.Second), asynq.Queue(q.name), asynq.MaxRetry(0), asynq.Timeout(time.Minute)); err != nil {
+			return nil, fmt.Errorf("schedule reminders: %w", err)
+		}
 	}
 	// Unique, not a task id: a task id stays taken while a failed run sits in
 	// the archive, which would stop the reconciler for good.
@@ -348,8 +363,9 @@ func (j *Jobs) expire(ctx context.Context, _ *asynq.Task) error {
 	return nil
 }
 
-// Expire runs the expiry sweep until no due lot is left, logging what it
-// expired.
+// Expire runs the expiry sweep until no due lot is left, records the
+// reminders whose time has come and hands the first window of them on,
+// logging what it did.
 func (j *Jobs) Expire(ctx context.Context) error {
 	start := time.Now()
 	sw, err := j.tasks.Ledger().ExpireAll(ctx)
@@ -368,5 +384,23 @@ func (j *Jobs) Expire(ctx context.Context) error {
 		j.log.Info("expiry reminders", "queued", run.Queued, "superseded", run.Superseded, "silenced", run.Silenced,
 			"never_talked", run.NeverTalked, "blocked", run.Blocked)
 	}
+	return j.DispatchReminders(ctx)
+}
+
+func (j *Jobs) dispatchReminders(ctx context.Context, _ *asynq.Task) error {
+	if err := j.DispatchReminders(ctx); err != nil {
+		j.log.Error("queue: reminders not handed on; next try at the next run", "err", err)
+	}
 	return nil
+}
+
+// DispatchReminders hands recorded reminders on as messages, up to
+// tasks.ReminderWindow waiting at once, logging what it did.
+func (j *Jobs) DispatchReminders(ctx context.Context) error {
+	run, err := j.tasks.DispatchReminders(ctx)
+	if run != (tasks.DispatchRun{}) {
+		j.log.Info("expiry reminders handed on", "messages", run.Handed, "superseded", run.Superseded, "late", run.Late,
+			"silenced", run.Silenced, "blocked", run.Blocked)
+	}
+	return err
 }

@@ -6,15 +6,17 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // KindExpiryReminder tells a member that points expire soon (params: points,
 // expires — Unix seconds).
 const KindExpiryReminder = "expiry_reminder"
 
-// ReminderRun counts what one run of the reminders did.
+// ReminderRun counts what one run of the reminders recorded.
 type ReminderRun struct {
-	Queued      int // reminders recorded and handed to the queue
+	Queued      int // reminders recorded to be sent (DispatchReminders sends them)
 	Superseded  int // earlier offsets whose time had passed when a later one was due: not sent
 	Silenced    int // members who turned reminders off (notify off)
 	NeverTalked int // members who never wrote to the bot
@@ -30,8 +32,9 @@ const reminderBatch = 5000
 // member whose 30-day reminder was not sent yet when the 7-day one is due gets
 // the 7-day one). Lots expiring at one instant are told together. Members who
 // turned reminders off, never talked to the bot or blocked it are skipped and
-// counted. Each reminder's outbound key makes a rerun, or a second instance,
-// record nothing twice.
+// counted. The primary key of expiry_reminders makes a rerun, or a second
+// instance, record nothing twice. DispatchReminders hands the recorded
+// reminders on as messages.
 func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 	var run ReminderRun
 	offsets := s.prog.Expiry.Reminders // longest first
@@ -42,16 +45,11 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 	horizon := offsets[0].After(now, s.prog.Location)
 	// One pass over the expiries within the longest offset (the due-lots
 	// index); what to record is written every reminderBatch rows.
-	rows, err := s.pool.Query(ctx, `SELECT d.member_id, d.expires_at, d.points, m.notify, m.unreachable,
-			coalesce(i.platform, ''), coalesce(i.user_id, ''), coalesce(m.locale, m.seen_locale, '')
+	rows, err := s.pool.Query(ctx, `SELECT d.member_id, d.expires_at, d.points, m.notify, m.unreachable, m.last_platform IS NULL
 		FROM (SELECT l.member_id, l.expires_at, sum(l.remaining)::bigint AS points FROM lots l
 		      WHERE l.state = 'active' AND l.expires_at > $1 AND l.expires_at <= $2
 		      GROUP BY l.member_id, l.expires_at) d
-		JOIN members m ON m.id = d.member_id
-		-- A member has an identity or three: look them up by member, whatever
-		-- the planner thinks of the identities' platforms.
-		LEFT JOIN LATERAL (SELECT x.platform, x.user_id FROM identities x
-		                   WHERE x.member_id = m.id AND x.platform = m.last_platform LIMIT 1) i ON true`, now, horizon)
+		JOIN members m ON m.id = d.member_id`, now, horizon)
 	if err != nil {
 		return run, fmt.Errorf("read due expiries: %w", err)
 	}
@@ -93,7 +91,7 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 	var readErr error
 	for rows.Next() {
 		var d dueExpiry
-		if err := rows.Scan(&d.member, &d.expires, &d.points, &d.notify, &d.unreachable, &d.platform, &d.userID, &d.locale); err != nil {
+		if err := rows.Scan(&d.member, &d.expires, &d.points, &d.notify, &d.unreachable, &d.neverTalk); err != nil {
 			readErr = fmt.Errorf("read due expiries: %w", err)
 			break
 		}
@@ -125,104 +123,261 @@ const (
 	reminderPause   = 0.5
 )
 
-// dueExpiry is points of a member expiring at one instant, with how to
-// reach the member.
+// dueExpiry is points of a member expiring at one instant, with whether the
+// member can be reminded.
 type dueExpiry struct {
-	member                   int64
-	expires                  time.Time
-	points                   int64
-	notify, unreachable      bool
-	platform, userID, locale string
+	member                         int64
+	expires                        time.Time
+	points                         int64
+	notify, unreachable, neverTalk bool
 }
 
+// Reminder statuses (expiry_reminders.status).
+const (
+	remindPending     = "pending"
+	remindQueued      = "queued"
+	remindSuperseded  = "superseded"
+	remindLate        = "late"
+	remindSilenced    = "silenced"
+	remindNeverTalked = "never_talked"
+	remindBlocked     = "blocked"
+)
+
 // recordReminders records the reminders whose time has come for a batch of
-// due expiries (one insert) and hands the ones to send to the queue.
+// due expiries, in one set-based insert: the one to send (pending, or the
+// reason it is skipped) and the earlier offsets it supersedes. Rows recorded
+// before are left as they are and not counted again.
 func (s *Service) recordReminders(ctx context.Context, batch []dueExpiry, now time.Time, run *ReminderRun) error {
 	offsets, loc := s.prog.Expiry.Reminders, s.prog.Location
-	// One set-based insert per batch: the reminders to send (pending) or
-	// to skip, and the earlier offsets they supersede.
 	var rec struct {
-		keys, platforms, users, locales, statuses, whys []string
-		members                                         []int64
-		params                                          [][]byte
+		members, points     []int64
+		expires, remindAts  []time.Time
+		reminders, statuses []string
 	}
-	counted := map[string]*int{}
-	add := func(key string, d dueExpiry, status, why string, params []byte, counter *int) {
-		platform := d.platform
-		if platform == "" {
-			platform = "none"
-		}
-		locale := d.locale
-		if locale == "" {
-			locale = s.prog.DefaultLocale
-		}
-		rec.keys, rec.members, rec.platforms = append(rec.keys, key), append(rec.members, d.member), append(rec.platforms, platform)
-		rec.users, rec.locales = append(rec.users, userOrNone(d.userID)), append(rec.locales, locale)
-		rec.statuses, rec.whys, rec.params = append(rec.statuses, status), append(rec.whys, why), append(rec.params, params)
-		if counter != nil {
-			counted[key] = counter
-		}
+	add := func(d dueExpiry, offset string, at time.Time, status string) {
+		rec.members, rec.points, rec.expires = append(rec.members, d.member), append(rec.points, d.points), append(rec.expires, d.expires)
+		rec.reminders, rec.remindAts, rec.statuses = append(rec.reminders, offset), append(rec.remindAts, at), append(rec.statuses, status)
 	}
 	for _, d := range batch {
-		// The offsets whose time has come, longest first; the last is the one to send.
-		var dueOffsets []string
-		for _, o := range offsets {
+		// The offsets whose time has come, longest first; the last is the
+		// one to send.
+		last := -1
+		for i, o := range offsets {
 			if !o.Before(d.expires, loc).After(now) {
-				dueOffsets = append(dueOffsets, o.String())
+				last = i
 			}
 		}
-		if len(dueOffsets) == 0 {
+		if last < 0 {
 			continue
 		}
-		key := func(offset string) string { return fmt.Sprintf("remind:%d:%d:%s", d.member, d.expires.Unix(), offset) }
-		status, why, counter := "pending", "", (*int)(nil)
+		status := remindPending
 		switch {
 		case !d.notify:
-			status, why, counter = Skipped, "reminders are off", &run.Silenced
-		case d.userID == "":
-			status, why, counter = Skipped, "never talked to the bot", &run.NeverTalked
+			status = remindSilenced
+		case d.neverTalk:
+			status = remindNeverTalked
 		case d.unreachable:
-			status, why, counter = Skipped, "blocked the bot", &run.Blocked
+			status = remindBlocked
 		}
-		params := []byte(`{"points":` + strconv.FormatInt(d.points, 10) + `,"expires":` + strconv.FormatInt(d.expires.Unix(), 10) + `}`)
-		add(key(dueOffsets[len(dueOffsets)-1]), d, status, why, params, counter)
+		add(d, offsets[last].String(), offsets[last].Before(d.expires, loc), status)
 		// Earlier offsets that were never sent are not sent late.
-		for _, o := range dueOffsets[:len(dueOffsets)-1] {
-			add(key(o), d, Skipped, "a later reminder was due", []byte("{}"), &run.Superseded)
+		for _, o := range offsets[:last] {
+			add(d, o.String(), o.Before(d.expires, loc), remindSuperseded)
 		}
 	}
-	if len(rec.keys) == 0 {
+	if len(rec.members) == 0 {
 		return nil
 	}
-	rows, err := s.pool.Query(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, status, last_error, created_at, done_at)
-		SELECT k, m, p, u, l, $1, pa, st, w, $2, CASE WHEN st = 'pending' THEN NULL ELSE $2::timestamptz END
-		FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
-			AS r(k, m, p, u, l, pa, st, w)
-		ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, status`,
-		KindExpiryReminder, now, rec.keys, rec.members, rec.platforms, rec.users, rec.locales, rec.params, rec.statuses, rec.whys)
+	rows, err := s.pool.Query(ctx, `WITH ins AS (
+			INSERT INTO expiry_reminders (member_id, expires_at, reminder, remind_at, points, status, created_at)
+			SELECT m, e, r, a, p, st, $7 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::bigint[], $6::text[])
+				AS x(m, e, r, a, p, st)
+			ON CONFLICT DO NOTHING RETURNING status)
+		SELECT status, count(*) FROM ins GROUP BY status`,
+		rec.members, rec.expires, rec.reminders, rec.remindAts, rec.points, rec.statuses, now)
 	if err != nil {
 		return fmt.Errorf("record reminders: %w", err)
 	}
-	var queued []int64
-	for rows.Next() {
-		var id int64
-		var key, status string
-		if err := rows.Scan(&id, &key, &status); err != nil {
-			rows.Close()
-			return fmt.Errorf("record reminders: %w", err)
-		}
-		if status == "pending" {
-			queued = append(queued, id)
-		} else if c := counted[key]; c != nil {
-			*c++
-		}
-	}
-	if err := rows.Err(); err != nil {
+	counters := map[string]*int{remindPending: &run.Queued, remindSuperseded: &run.Superseded,
+		remindSilenced: &run.Silenced, remindNeverTalked: &run.NeverTalked, remindBlocked: &run.Blocked}
+	var status string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error {
+		*counters[status] += n
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("record reminders: %w", err)
 	}
-	run.Queued += len(queued)
-	s.handAll(ctx, queued)
 	return nil
+}
+
+// ReminderWindow is how many reminders may wait in the outbound queue at
+// once. A run may record a million; the platforms take some tens a second,
+// so DispatchReminders hands them on a window at a time instead of filling
+// Redis with a million jobs.
+const ReminderWindow = 1000
+
+// dispatchBatch is how many recorded reminders one transaction hands on.
+const dispatchBatch = 500
+
+// DispatchRun counts what one DispatchReminders did.
+type DispatchRun struct {
+	Handed     int // outbound messages recorded and handed to the queue
+	Superseded int // a later reminder for the same instant was recorded meanwhile
+	Late       int // the points expired before the reminder could go
+	Silenced   int // the member turned reminders off since
+	Blocked    int // the member blocked the bot since
+}
+
+// DispatchReminders turns recorded reminders into outbound messages, the
+// most overdue first, until ReminderWindow messages wait to be sent or none
+// is left. Each reminder becomes one message (its dedupe key is the
+// reminder's) to the platform the member used last, in their language as it
+// is now; one whose member turned reminders off or blocked the bot since, or
+// whose points already expired, is skipped. Two dispatchers at once take
+// different reminders.
+func (s *Service) DispatchReminders(ctx context.Context) (DispatchRun, error) {
+	var run DispatchRun
+	var waiting int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbound
+			WHERE status = 'pending' AND kind = $1 LIMIT $2) w`, KindExpiryReminder, s.window).Scan(&waiting); err != nil {
+		return run, fmt.Errorf("count waiting reminders: %w", err)
+	}
+	for room := s.window - waiting; room > 0; {
+		var ids []int64
+		var n int
+		var part DispatchRun
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			part = DispatchRun{} // counted again if the transaction is retried
+			ids, n, err = s.dispatchBatch(ctx, tx, min(room, dispatchBatch), &part)
+			return err
+		})
+		if err != nil {
+			return run, err
+		}
+		run.Handed += part.Handed
+		run.Superseded += part.Superseded
+		run.Late += part.Late
+		run.Silenced += part.Silenced
+		run.Blocked += part.Blocked
+		s.handAll(ctx, ids)
+		if n == 0 {
+			break
+		}
+		room -= len(ids)
+	}
+	return run, nil
+}
+
+// dispatchBatch hands on up to limit pending reminders in tx and returns the
+// messages to hand to the queue and how many reminders it took.
+func (s *Service) dispatchBatch(ctx context.Context, tx pgx.Tx, limit int, run *DispatchRun) ([]int64, int, error) {
+	now := s.now()
+	rows, err := tx.Query(ctx, `SELECT r.member_id, r.expires_at, r.reminder, r.points,
+			EXISTS (SELECT 1 FROM expiry_reminders l WHERE l.member_id = r.member_id
+			        AND l.expires_at = r.expires_at AND l.remind_at > r.remind_at),
+			m.notify, m.unreachable, coalesce(i.platform, ''), coalesce(i.user_id, ''), coalesce(m.locale, m.seen_locale, '')
+		FROM (SELECT * FROM expiry_reminders WHERE status = 'pending' ORDER BY remind_at LIMIT $1 FOR UPDATE SKIP LOCKED) r
+		JOIN members m ON m.id = r.member_id
+		LEFT JOIN LATERAL (SELECT x.platform, x.user_id FROM identities x
+		                   WHERE x.member_id = m.id AND x.platform = m.last_platform LIMIT 1) i ON true`, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read reminders to send: %w", err)
+	}
+	var upd struct {
+		members                 []int64
+		expires                 []time.Time
+		offsets, statuses, keys []string
+	}
+	var msg struct {
+		keys, platforms, users, locales []string
+		members                         []int64
+		params                          [][]byte
+	}
+	var (
+		member                           int64
+		expires                          time.Time
+		offset, platform, userID, locale string
+		points                           int64
+		later, notify, unreachable       bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&member, &expires, &offset, &points, &later, &notify, &unreachable, &platform, &userID, &locale}, func() error {
+		status := remindQueued
+		switch {
+		case later:
+			status, run.Superseded = remindSuperseded, run.Superseded+1
+		case !expires.After(now):
+			status, run.Late = remindLate, run.Late+1
+		case !notify:
+			status, run.Silenced = remindSilenced, run.Silenced+1
+		case unreachable:
+			status, run.Blocked = remindBlocked, run.Blocked+1
+		case userID == "":
+			status = remindNeverTalked // merged into another member by /link since
+		}
+		key := "remind:" + strconv.FormatInt(member, 10) + ":" + strconv.FormatInt(expires.Unix(), 10) + ":" + offset
+		upd.members, upd.expires, upd.offsets, upd.statuses, upd.keys = append(upd.members, member), append(upd.expires, expires),
+			append(upd.offsets, offset), append(upd.statuses, status), append(upd.keys, key)
+		if status == remindQueued {
+			if locale == "" {
+				locale = s.prog.DefaultLocale
+			}
+			msg.keys = append(msg.keys, key)
+			msg.members, msg.platforms, msg.users, msg.locales = append(msg.members, member), append(msg.platforms, platform),
+				append(msg.users, userID), append(msg.locales, locale)
+			msg.params = append(msg.params, []byte(`{"points":`+strconv.FormatInt(points, 10)+`,"expires":`+strconv.FormatInt(expires.Unix(), 10)+`}`))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read reminders to send: %w", err)
+	}
+	if len(upd.members) == 0 {
+		return nil, 0, nil
+	}
+	// A message recorded under the key before (by an earlier version, which
+	// wrote reminders to the outbound table directly) is the reminder's.
+	var ids []int64
+	outbound := map[string]int64{}
+	if len(msg.keys) > 0 {
+		rows, err := tx.Query(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, created_at)
+			SELECT k, m, p, u, l, $1, pa, $2 FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+				AS x(k, m, p, u, l, pa)
+			ON CONFLICT (dedupe_key) DO UPDATE SET dedupe_key = excluded.dedupe_key
+			RETURNING id, dedupe_key, status`,
+			KindExpiryReminder, now, msg.keys, msg.members, msg.platforms, msg.users, msg.locales, msg.params)
+		if err != nil {
+			return nil, 0, fmt.Errorf("record reminder messages: %w", err)
+		}
+		var id int64
+		var key, status string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &key, &status}, func() error {
+			outbound[key] = id
+			if status == "pending" {
+				ids = append(ids, id)
+			}
+			return nil
+		}); err != nil {
+			return nil, 0, fmt.Errorf("record reminder messages: %w", err)
+		}
+		run.Handed += len(ids)
+	}
+	obs := make([]*int64, len(upd.members))
+	for i := range upd.members {
+		if upd.statuses[i] == remindQueued {
+			id := outbound[upd.keys[i]]
+			obs[i] = &id
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE expiry_reminders r SET status = x.st, outbound_id = x.ob
+		FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[]) AS x(m, e, o, st, ob)
+		WHERE r.member_id = x.m AND r.expires_at = x.e AND r.reminder = x.o`,
+		upd.members, upd.expires, upd.offsets, upd.statuses, obs); err != nil {
+		return nil, 0, fmt.Errorf("mark reminders sent: %w", err)
+	}
+	return ids, len(upd.members), nil
 }
 
 // handAll hands messages to the queue from a few goroutines at once (a run

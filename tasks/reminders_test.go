@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +36,15 @@ reminders = ["30d", "7d", "1d"]
 	rec := &tallytest.Notifier{}
 	svc.SetNotifier(rec)
 	return &env{svc: svc, ledger: l, clock: clock, notes: rec}
+}
+
+// dispatch hands recorded reminders on and checks what it did.
+func (e *env) dispatch(t *testing.T, want DispatchRun) {
+	t.Helper()
+	got, err := e.svc.DispatchReminders(context.Background())
+	if err != nil || got != want {
+		t.Fatalf("dispatch: %+v %v, want %+v", got, err, want)
+	}
 }
 
 func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
@@ -78,6 +88,11 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	if again, _ := e.svc.QueueReminders(ctx); again.Queued != 0 {
 		t.Fatalf("a second run queued %+v", again)
 	}
+	if len(e.notes.Messages()) != 0 {
+		t.Fatal("recording a reminder sent it before it was dispatched")
+	}
+	e.dispatch(t, DispatchRun{Handed: 1})
+	e.dispatch(t, DispatchRun{})
 	m, err := e.svc.Message(ctx, e.notes.Messages()[0])
 	if err != nil || m.Kind != KindExpiryReminder || m.Param("points") != 150 || m.UserID != "1" || m.Param("expires") != expires.Unix() {
 		t.Fatalf("reminder %+v %v", m, err)
@@ -94,6 +109,7 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 1 {
 		t.Fatalf("7 days before: %+v %v", run, err)
 	}
+	e.dispatch(t, DispatchRun{Handed: 1})
 	msgs := e.notes.Messages()
 	if m, _ := e.svc.Message(ctx, msgs[len(msgs)-1]); m.Platform != "discord" || m.UserID != "9" {
 		t.Fatalf("7-day reminder to %s:%s, want discord:9", m.Platform, m.UserID)
@@ -109,10 +125,15 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	if run, _ := e.svc.QueueReminders(ctx); run.Queued != 1 || run.Superseded != 1 {
 		t.Fatalf("2 days before the promotion ends: %+v", run)
 	}
+	e.dispatch(t, DispatchRun{Handed: 1})
 	e.clock.Set(soon.Add(-12 * time.Hour))
 	run, err = e.svc.QueueReminders(ctx)
 	if err != nil || run.Queued != 1 || run.Superseded != 0 {
 		t.Fatalf("12 hours before: %+v %v", run, err)
+	}
+	e.dispatch(t, DispatchRun{Handed: 1})
+	if n := len(e.notes.Messages()); n != 4 {
+		t.Fatalf("%d reminders handed on, want 4", n)
 	}
 	// After the expiry nothing more; notify off only silences reminders.
 	e.clock.Set(soon.Add(time.Hour))
@@ -139,8 +160,10 @@ func TestReminders_TwoWorkersRecordEachOnce(t *testing.T) {
 		}
 	}
 	e.clock.Set(start.AddDate(1, 0, 0).Add(-24 * time.Hour))
+	e.svc.window = 10
 	var wg sync.WaitGroup
 	runs := make(chan ReminderRun, 2)
+	dispatched := make(chan DispatchRun, 2)
 	for range 2 {
 		wg.Add(1)
 		go func() {
@@ -150,17 +173,179 @@ func TestReminders_TwoWorkersRecordEachOnce(t *testing.T) {
 				t.Error(err)
 			}
 			runs <- run
+			d, err := e.svc.DispatchReminders(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			dispatched <- d
 		}()
 	}
 	wg.Wait()
 	close(runs)
+	close(dispatched)
 	var total ReminderRun
 	for r := range runs {
 		total.Queued += r.Queued
 		total.Blocked += r.Blocked
 		total.Superseded += r.Superseded
 	}
-	if total.Queued != 29 || total.Blocked != 1 || total.Superseded != 60 || len(e.notes.Messages()) != 29 {
-		t.Fatalf("two workers: %+v, %d handed on; want 29 queued, 1 blocked, 60 superseded", total, len(e.notes.Messages()))
+	if total.Queued != 29 || total.Blocked != 1 || total.Superseded != 60 {
+		t.Fatalf("two workers: %+v; want 29 queued, 1 blocked, 60 superseded", total)
+	}
+	// The two dispatchers took different reminders, and no more than the
+	// window between them (each counts what waits when it starts).
+	handed := 0
+	for d := range dispatched {
+		handed += d.Handed
+	}
+	msgs := e.notes.Messages()
+	if distinct(msgs) != len(msgs) || len(msgs) != handed || handed < 10 || handed > 20 {
+		t.Fatalf("two dispatchers handed on %d (%d messages, %d distinct), want 10..20", handed, len(msgs), distinct(msgs))
+	}
+	// As messages go out, the rest follow, each once.
+	for range 10 {
+		for _, id := range e.notes.Messages() {
+			if err := e.svc.Sent(ctx, id, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.svc.DispatchReminders(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs := e.notes.Messages(); len(msgs) != 29 || distinct(msgs) != 29 {
+		t.Fatalf("%d reminders handed on (%d distinct), want 29", len(msgs), distinct(msgs))
+	}
+	var pending, queued int
+	if err := e.svc.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'pending'),
+			count(*) FILTER (WHERE status = 'queued' AND outbound_id IS NOT NULL) FROM expiry_reminders`).Scan(&pending, &queued); err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 || queued != 29 {
+		t.Fatalf("reminders left pending %d, queued %d; want 0 and 29", pending, queued)
+	}
+}
+
+func distinct(ids []int64) int {
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		seen[id] = true
+	}
+	return len(seen)
+}
+
+// TestReminders_DispatchWindow: no more than the window waits to be sent;
+// more follow as messages go out.
+func TestReminders_DispatchWindow(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	e := reminderEnv(t, start)
+	ctx := context.Background()
+	for i := range 7 {
+		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: p.ID}, Points: 10, Key: fmt.Sprint("k", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.svc.window = 3
+	e.clock.Set(start.AddDate(1, 0, 0).Add(-24 * time.Hour))
+	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 7 {
+		t.Fatalf("recorded %+v %v", run, err)
+	}
+	e.dispatch(t, DispatchRun{Handed: 3})
+	e.dispatch(t, DispatchRun{}) // three wait
+	msgs := e.notes.Messages()
+	e.svc.Sent(ctx, msgs[0], "")
+	e.svc.Finish(ctx, msgs[1], Failed, "gone")
+	e.dispatch(t, DispatchRun{Handed: 2})
+	for _, id := range e.notes.Messages() {
+		e.svc.Sent(ctx, id, "")
+	}
+	e.dispatch(t, DispatchRun{Handed: 2})
+	e.dispatch(t, DispatchRun{})
+	if msgs := e.notes.Messages(); len(msgs) != 7 || distinct(msgs) != 7 {
+		t.Fatalf("handed on %v, want 7 distinct", msgs)
+	}
+}
+
+// TestReminders_DispatchChecksAgain: what changed between recording a
+// reminder and handing it on counts: a later reminder for the instant
+// recorded meanwhile, the points expired, notify off, the bot blocked; and a
+// message an earlier version recorded under the reminder's key is the
+// reminder's.
+func TestReminders_DispatchChecksAgain(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	e := reminderEnv(t, start)
+	ctx := context.Background()
+	var members []int64
+	for i := range 5 {
+		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, p.ID)
+	}
+	t1 := start.AddDate(0, 6, 0) // the 7-day reminders are recorded
+	t2 := t1.Add(25 * time.Hour) // member 0's 1-day reminder too; then the dispatch
+	award := func(i int, at time.Time) {
+		if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: members[i]}, Points: 10, Key: fmt.Sprint(i), ExpiresAt: &at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	award(0, t1.Add(2*24*time.Hour))    // 7 days' reminder at t1, 1 day's at t2
+	award(1, start.Add(3*24*time.Hour)) // 1 day's reminder recorded, then the points expire
+	for i := 2; i < 5; i++ {
+		award(i, t1.Add(7*24*time.Hour))
+	}
+	e.clock.Set(start.Add(2 * 24 * time.Hour))
+	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 1 {
+		t.Fatalf("recorded %+v %v", run, err)
+	}
+	e.clock.Set(t1)
+	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 4 {
+		t.Fatalf("recorded %+v %v", run, err)
+	}
+	e.ledger.SetNotify(ctx, members[2], false)
+	e.svc.MarkUnreachable(ctx, members[3])
+	var old int64
+	if err := e.svc.pool.QueryRow(ctx, `INSERT INTO outbound (dedupe_key, member_id, platform, user_id, locale, kind, params, status, created_at)
+		VALUES ($1, $2, 'telegram', '5', 'en', $3, '{}', 'sent', now()) RETURNING id`,
+		fmt.Sprintf("remind:%d:%d:7d", members[4], t1.Add(7*24*time.Hour).Unix()), members[4], KindExpiryReminder).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(t2)
+	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 1 {
+		t.Fatalf("recorded %+v %v", run, err)
+	}
+	e.dispatch(t, DispatchRun{Handed: 1, Superseded: 1, Late: 1, Silenced: 1, Blocked: 1})
+	if msgs := e.notes.Messages(); len(msgs) != 1 {
+		t.Fatalf("handed on %v, want member 0's 1-day reminder alone", msgs)
+	} else if m, err := e.svc.Message(ctx, msgs[0]); err != nil || m.Member != members[0] || m.Param("points") != 10 {
+		t.Fatalf("handed on %+v %v", m, err)
+	}
+	rows, err := e.svc.pool.Query(ctx, "SELECT member_id, reminder, status, coalesce(outbound_id, 0) FROM expiry_reminders ORDER BY member_id, remind_at")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var m, ob int64
+		var r, st string
+		if err := rows.Scan(&m, &r, &st, &ob); err != nil {
+			t.Fatal(err)
+		}
+		if ob == old {
+			st += "(earlier)"
+		}
+		got = append(got, fmt.Sprintf("%d:%s:%s", slices.Index(members, m), r, st))
+	}
+	want := []string{"0:30d:superseded", "0:7d:superseded", "0:1d:queued", "1:30d:superseded", "1:7d:superseded", "1:1d:late",
+		"2:30d:superseded", "2:7d:silenced", "3:30d:superseded", "3:7d:blocked", "4:30d:superseded", "4:7d:queued(earlier)"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("reminders\n got %v\nwant %v", got, want)
 	}
 }

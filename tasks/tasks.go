@@ -38,6 +38,9 @@ type Service struct {
 	log    *slog.Logger
 	notify Notifier
 	ranks  Ranker
+	// window is how many reminders may wait to be sent at once
+	// (ReminderWindow; tests make it small).
+	window int
 
 	// afterPay runs between the ledger payment of a claim and its recording
 	// (tests simulate a crash there).
@@ -49,7 +52,8 @@ type Service struct {
 // New returns the service. Until SetNotifier is called, nothing is enqueued
 // and the reconciler picks everything up.
 func New(pool *pgxpool.Pool, l *ledger.Service, prog *program.Program, clock tally.Clock, log *slog.Logger) *Service {
-	return &Service{pool: pool, ledger: l, prog: prog, clock: clock, log: log, notify: nopNotifier{}, ranks: pgRanker{pool}}
+	return &Service{pool: pool, ledger: l, prog: prog, clock: clock, log: log, notify: nopNotifier{}, ranks: pgRanker{pool},
+		window: ReminderWindow}
 }
 
 // SetRanker sets where live leaderboards are read (Postgres by default).
