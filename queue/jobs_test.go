@@ -531,3 +531,36 @@ func TestJobs_ExpiryInRealTime(t *testing.T) {
 		t.Fatalf("check: %+v %v", rep.Violations, err)
 	}
 }
+
+// TestJobs_RemindersDispatchedOnSchedule: reminders recorded outside the
+// sweep (as when a window was full) go out with the periodic dispatch job.
+func TestJobs_RemindersDispatchedOnSchedule(t *testing.T) {
+	t.Parallel()
+	prog, err := program.Parse([]byte("[expiry]\npolicy = \"after_earn\"\nafter = \"2h\"\nreminders = [\"1h\"]\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newJobsEnv(t)
+	policy := ledger.ExpiryPolicy{Policy: prog.Expiry.Policy, Fixed: prog.Expiry.After.Fixed}
+	e.ledger = ledger.New(e.pool, tally.SystemClock{}, ledger.WithExpiry(policy.Expires))
+	e.tasks = tasks.New(e.pool, e.ledger, prog, tally.SystemClock{}, slog.Default())
+	cat, _ := locales.Load()
+	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
+	e.router.UseTasks(e.tasks)
+	ctx := context.Background()
+	who := e.member(t, "1")
+	soon := time.Now().Add(30 * time.Minute) // a promotion: the 1-hour reminder is due
+	if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: who.Member}, Points: 40, Key: "earn", ExpiresAt: &soon}); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := e.tasks.QueueReminders(ctx); err != nil || run.Queued != 1 {
+		t.Fatalf("recorded %+v %v", run, err)
+	}
+	start := time.Now()
+	e.start(t, nil)
+	waitFor(t, "the reminder", func() bool { _, sent := e.sender.count(); return sent == 1 })
+	if m := e.sender.sent[0]; m.UserID != "1" || !strings.Contains(m.Text, "40") {
+		t.Fatalf("reminder %+v", m)
+	}
+	t.Logf("sent %s after the worker started (dispatch every %s)", time.Since(start).Round(time.Millisecond), queue.DispatchEvery)
+}
