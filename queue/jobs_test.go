@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -563,4 +564,76 @@ func TestJobs_RemindersDispatchedOnSchedule(t *testing.T) {
 		t.Fatalf("reminder %+v", m)
 	}
 	t.Logf("sent %s after the worker started (dispatch every %s)", time.Since(start).Round(time.Millisecond), queue.DispatchEvery)
+}
+
+// TestJobs_SweepStoppedAfterTheLedgerCommitExpiresOnce: the sweep job's
+// worker stops after the sweep committed and its reminder was recorded and
+// handed on, before the job completed; asynq hands the job to the next
+// worker, whose run expires nothing more and reminds nobody twice.
+func TestJobs_SweepStoppedAfterTheLedgerCommitExpiresOnce(t *testing.T) {
+	t.Parallel()
+	prog, err := program.Parse([]byte("[expiry]\npolicy = \"after_earn\"\nafter = \"2h\"\nreminders = [\"1h\"]\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newJobsEnv(t)
+	policy := ledger.ExpiryPolicy{Policy: prog.Expiry.Policy, Fixed: prog.Expiry.After.Fixed}
+	e.ledger = ledger.New(e.pool, tally.SystemClock{}, ledger.WithExpiry(policy.Expires))
+	e.tasks = tasks.New(e.pool, e.ledger, prog, tally.SystemClock{}, slog.Default())
+	cat, _ := locales.Load()
+	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
+	e.router.UseTasks(e.tasks)
+	ctx := context.Background()
+	due, remind := e.member(t, "1"), e.member(t, "2")
+	soon, later := time.Now().Add(500*time.Millisecond), time.Now().Add(30*time.Minute)
+	for _, a := range []ledger.Award{{Member: ledger.MemberRef{ID: due.Member}, Points: 25, Key: "due", ExpiresAt: &soon},
+		{Member: ledger.MemberRef{ID: remind.Member}, Points: 40, Key: "remind", ExpiresAt: &later}} {
+		if _, err := e.ledger.Award(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(soon) + 50*time.Millisecond)
+
+	var sweeps atomic.Int32
+	swept := make(chan struct{})
+	hang := func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+			err := next.ProcessTask(ctx, task)
+			if task.Type() == queue.TypeExpire && sweeps.Add(1) == 1 {
+				close(swept)
+				<-ctx.Done() // stopped before the job completes
+				return ctx.Err()
+			}
+			return err
+		})
+	}
+	q1, _ := e.start(t, hang)
+	if _, err := q1.Client().Enqueue(asynq.NewTask(queue.TypeExpire, nil), asynq.Queue("default"), asynq.MaxRetry(0)); err != nil {
+		t.Fatal(err)
+	}
+	<-swept
+	q1.Shutdown()
+	expired := func() (points int64) {
+		if err := e.pool.QueryRow(ctx, "SELECT coalesce(sum(amount), 0) FROM postings WHERE account = 'expired'").Scan(&points); err != nil {
+			t.Fatal(err)
+		}
+		return points
+	}
+	if got := expired(); got != 25 {
+		t.Fatalf("%d points expired by the first run, want 25", got)
+	}
+	// The next worker runs the sweep again.
+	e.start(t, hang)
+	waitFor(t, "the sweep run again", func() bool { return sweeps.Load() == 2 })
+	waitFor(t, "the reminder", func() bool { _, sent := e.sender.count(); return sent >= 1 })
+	time.Sleep(200 * time.Millisecond) // a second message would have gone by now
+	if _, sent := e.sender.count(); sent != 1 || e.sender.sent[0].UserID != "2" {
+		t.Fatalf("%d messages (%+v), want the one reminder to member 2", sent, e.sender.sent)
+	}
+	if got := expired(); got != 25 {
+		t.Fatalf("%d points expired after the rerun, want 25", got)
+	}
+	if rep, err := e.ledger.Check(ctx); err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep.Violations, err)
+	}
 }

@@ -54,7 +54,7 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 		return run, fmt.Errorf("read due expiries: %w", err)
 	}
 	defer rows.Close()
-	// Batches are recorded by two writers while the read goes on.
+	// Batches are recorded by the writers while the read goes on.
 	var mu sync.Mutex
 	var firstErr error
 	batches := make(chan []dueExpiry, 2)
@@ -116,11 +116,14 @@ func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 	return run, firstErr
 }
 
-// reminderWriters record batches of reminders at once, each pausing
-// reminderPause of a batch's time after it.
+// reminderWriters record batches of reminders while the read goes on, each
+// pausing reminderPause of a batch's time after it. Measured at a million
+// members with awards running: one writer pausing a quarter recorded them in
+// 22.6 s with awards at 1217/s; two pausing a half took 19.3 s with awards at
+// 1074/s.
 const (
-	reminderWriters = 2
-	reminderPause   = 0.5
+	reminderWriters = 1
+	reminderPause   = 0.25
 )
 
 // dueExpiry is points of a member expiring at one instant, with whether the
