@@ -259,10 +259,10 @@ func Run(ctx context.Context, opt Options, out io.Writer) (err error) {
 		expiry = &r
 		p.say("expired %d lots (%d points of %d loaded) in %s (target ≤ %s) %s; awards meanwhile %.0f/s against %.0f/s idle (%.0f%%, target ≥ %.0f%%) %s",
 			r.lots, r.expiredPoints, r.loaded, round(r.expire), TargetExpire, verdict(r.expire <= TargetExpire && r.expiredPoints == r.loaded),
-			r.awardsExpire, r.awardsIdle, 100*r.awardsExpire/r.awardsIdle, 100*TargetAwardSlowdown, verdict(r.awardsExpire >= TargetAwardSlowdown*r.awardsIdle))
-		p.say("reminders for %d members found and recorded in %s (target ≤ %s) %s; awards meanwhile %.0f/s (%.0f%% of idle) %s",
+			r.awardsExpire, r.idleExpire.mean(), 100*r.awardsExpire/r.idleExpire.mean(), 100*TargetAwardSlowdown, verdict(r.awardsExpire >= TargetAwardSlowdown*r.idleExpire.mean()))
+		p.say("reminders for %d members found and recorded in %s (target ≤ %s) %s; awards meanwhile %.0f/s against %.0f/s idle before and %.0f/s after (%.0f%% of their mean) %s",
 			r.queued, round(r.reminders), TargetReminders, verdict(r.reminders <= TargetReminders && r.queued == r.lots),
-			r.awardsRemind, 100*r.awardsRemind/r.awardsIdle, verdict(r.awardsRemind >= TargetAwardSlowdown*r.awardsIdle))
+			r.awardsRemind, r.idleRemind.before, r.idleRemind.after, 100*r.awardsRemind/r.idleRemind.mean(), verdict(r.awardsRemind >= TargetAwardSlowdown*r.idleRemind.mean()))
 		p.say("the first %d of them handed on as messages in %s (a window; the rest follow as the platforms take them)",
 			r.handed, round(r.dispatch))
 		if r.expiredPoints != r.loaded || r.queued != r.lots || r.handed != min(r.lots, tasks.ReminderWindow) {
@@ -864,11 +864,11 @@ func (p *printer) summary(tps float64, single load, singleRatio float64, batch l
 		fmt.Fprintf(tw, "expiry reminders\tskipped\t-\t≤ %s\t-\n", TargetReminders)
 	} else {
 		fmt.Fprintf(tw, "expiry sweep (%d lots)\t%s\t-\t≤ %s\t%s\n", expiry.lots, round(expiry.expire), TargetExpire, yesNo(expiry.expire <= TargetExpire))
-		fmt.Fprintf(tw, "  awards during it\t%.0f%% of idle\t-\t≥ %.0f%%\t%s\n", 100*expiry.awardsExpire/expiry.awardsIdle, 100*TargetAwardSlowdown,
-			yesNo(expiry.awardsExpire >= TargetAwardSlowdown*expiry.awardsIdle))
+		fmt.Fprintf(tw, "  awards during it\t%.0f%% of idle\t-\t≥ %.0f%%\t%s\n", 100*expiry.awardsExpire/expiry.idleExpire.mean(), 100*TargetAwardSlowdown,
+			yesNo(expiry.awardsExpire >= TargetAwardSlowdown*expiry.idleExpire.mean()))
 		fmt.Fprintf(tw, "expiry reminders (%d members)\t%s\t-\t≤ %s\t%s\n", expiry.lots, round(expiry.reminders), TargetReminders, yesNo(expiry.reminders <= TargetReminders))
-		fmt.Fprintf(tw, "  awards during it\t%.0f%% of idle\t-\t≥ %.0f%%\t%s\n", 100*expiry.awardsRemind/expiry.awardsIdle, 100*TargetAwardSlowdown,
-			yesNo(expiry.awardsRemind >= TargetAwardSlowdown*expiry.awardsIdle))
+		fmt.Fprintf(tw, "  awards during it\t%.0f%% of idle\t-\t≥ %.0f%%\t%s\n", 100*expiry.awardsRemind/expiry.idleRemind.mean(), 100*TargetAwardSlowdown,
+			yesNo(expiry.awardsRemind >= TargetAwardSlowdown*expiry.idleRemind.mean()))
 	}
 	if claims == nil {
 		fmt.Fprintf(tw, "claim → points (p99 at %d/s)\tskipped\t-\t≤ %s\t-\n", ClaimRate, TargetClaimLatency)

@@ -22,6 +22,9 @@ const (
 	// TargetAwardSlowdown: concurrent awards keep at least half their rate.
 	TargetAwardSlowdown = 0.5
 	lotsPerMember       = 10
+	// idleFor is how long the awards' idle rate is measured, before and
+	// after each phase.
+	idleFor = 5 * time.Second
 )
 
 // pastClock reads the time a fixed while ago: the load awards points that are
@@ -38,16 +41,24 @@ func (c *countingNotifier) Send(context.Context, int64) error     { c.n.Add(1); 
 
 // expiryResult is what the expiry phase measured.
 type expiryResult struct {
-	lots, members         int
-	expire, reminders     time.Duration
-	awardsIdle            float64 // awards/s with nothing else running
-	awardsExpire          float64 // while the sweep runs
-	awardsRemind          float64 // while the reminders are found
-	queued                int
-	dispatch              time.Duration // handing on one window of reminders as messages
-	handed                int
-	expiredPoints, loaded int64
+	lots, members     int
+	expire, reminders time.Duration
+	// Awards/s with nothing else running, measured before and after each
+	// phase on the same data, and while the phase runs.
+	idleExpire, idleRemind     idleRate
+	awardsExpire, awardsRemind float64
+	queued                     int
+	dispatch                   time.Duration // handing on one window of reminders as messages
+	handed                     int
+	expiredPoints, loaded      int64
 }
+
+// idleRate is the awards' rate with nothing else running just before and
+// just after a phase; the phase is held to their mean (the rate drifts as
+// tables grow, and a machine shared with other work drifts too).
+type idleRate struct{ before, after float64 }
+
+func (i idleRate) mean() float64 { return (i.before + i.after) / 2 }
 
 // expiryPhase loads opt.ExpiryLots due lots (lotsPerMember per member) and
 // expires them all while awards to other members run, then loads a lot per
@@ -140,7 +151,19 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 	if _, err := pool.Exec(ctx, "ANALYZE lots"); err != nil {
 		return r, err
 	}
-	if r.awardsIdle, err = awardsDuring("idle", func() error { time.Sleep(min(opt.Duration, 5*time.Second)); return nil }); err != nil {
+	// The loads leave dirty pages behind: written out before the idle rates
+	// are taken, or the first would pay for them.
+	settle := func() error {
+		_, err := pool.Exec(ctx, "CHECKPOINT")
+		return err
+	}
+	idle := func(tag string) (float64, error) {
+		return awardsDuring(tag, func() error { time.Sleep(idleFor); return nil })
+	}
+	if err := settle(); err != nil {
+		return r, err
+	}
+	if r.idleExpire.before, err = idle("idle-expire-before"); err != nil {
 		return r, err
 	}
 	r.awardsExpire, err = awardsDuring("expire", func() error {
@@ -158,7 +181,11 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 		return r, err
 	}
 
-	p.say("sweep done in %s (%d points); awards meanwhile %.0f/s against %.0f/s idle", round(r.expire), r.expiredPoints, r.awardsExpire, r.awardsIdle)
+	if r.idleExpire.after, err = idle("idle-expire-after"); err != nil {
+		return r, err
+	}
+	p.say("sweep done in %s (%d points); awards meanwhile %.0f/s against %.0f/s idle before and %.0f/s after",
+		round(r.expire), r.expiredPoints, r.awardsExpire, r.idleExpire.before, r.idleExpire.after)
 
 	// Reminders: one lot per member, expiring in twelve hours, a 1-day reminder.
 	prog, err := program.Parse([]byte("[expiry]\npolicy = \"none\"\nreminders = [\"1d\"]\n"), "bench")
@@ -181,6 +208,12 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 	svc := tasks.New(pool, live, prog, tally.SystemClock{}, slog.New(slog.DiscardHandler))
 	counter := &countingNotifier{}
 	svc.SetNotifier(counter)
+	if err := settle(); err != nil {
+		return r, err
+	}
+	if r.idleRemind.before, err = idle("idle-remind-before"); err != nil {
+		return r, err
+	}
 	r.awardsRemind, err = awardsDuring("remind", func() error {
 		t := time.Now()
 		defer func() { r.reminders = time.Since(t) }()
@@ -189,6 +222,9 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 		return err
 	})
 	if err != nil {
+		return r, err
+	}
+	if r.idleRemind.after, err = idle("idle-remind-after"); err != nil {
 		return r, err
 	}
 	// The first window of messages, as the sweep job hands it on.
