@@ -23,116 +23,57 @@ type ReminderRun struct {
 	Blocked     int // members who blocked the bot
 }
 
-// reminderBatch is how many due expiries one query reads.
-const reminderBatch = 5000
+// reminderChunk is how many member ids one statement records reminders for.
+const reminderChunk = 20000
+
+// reminderPause is how long recording pauses after each chunk, as a share of
+// the chunk's time, leaving the machine to the awards for a while.
+const reminderPause = 0.25
 
 // QueueReminders finds, for every member, the instants their points expire
 // at within the longest reminder offset, and records one reminder per member,
 // instant and offset once its time has come: only the latest offset due (a
 // member whose 30-day reminder was not sent yet when the 7-day one is due gets
-// the 7-day one). Lots expiring at one instant are told together. Members who
-// turned reminders off, never talked to the bot or blocked it are skipped and
-// counted. The primary key of expiry_reminders makes a rerun, or a second
-// instance, record nothing twice. DispatchReminders hands the recorded
-// reminders on as messages.
+// the 7-day one; the 30-day one is recorded as superseded). Lots expiring at
+// one instant are told together. Members who turned reminders off, never
+// talked to the bot or blocked it are skipped and counted. The primary key of
+// expiry_reminders makes a rerun, or a second instance, record nothing twice.
+// DispatchReminders hands the recorded reminders on as messages.
+//
+// Postgres does the work, a range of member ids per statement: a million
+// members took 7.3 s (with nothing else running and no pauses) where reading
+// the expiries into Go and writing the reminders back took 9.3 s and 1.8 s
+// of the client's CPU.
 func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
 	var run ReminderRun
-	offsets := s.prog.Expiry.Reminders // longest first
+	offsets := s.prog.Expiry.Reminders
 	if len(offsets) == 0 {
 		return run, nil
 	}
 	now := s.now()
-	horizon := offsets[0].After(now, s.prog.Location)
-	// One pass over the expiries within the longest offset (the due-lots
-	// index); what to record is written every reminderBatch rows.
-	rows, err := s.pool.Query(ctx, `SELECT d.member_id, d.expires_at, d.points, m.notify, m.unreachable, m.last_platform IS NULL
-		FROM (SELECT l.member_id, l.expires_at, sum(l.remaining)::bigint AS points FROM lots l
-		      WHERE l.state = 'active' AND l.expires_at > $1 AND l.expires_at <= $2
-		      GROUP BY l.member_id, l.expires_at) d
-		JOIN members m ON m.id = d.member_id`, now, horizon)
-	if err != nil {
-		return run, fmt.Errorf("read due expiries: %w", err)
-	}
-	defer rows.Close()
-	// Batches are recorded by the writers while the read goes on.
-	var mu sync.Mutex
-	var firstErr error
-	batches := make(chan []dueExpiry, 2)
-	var wg sync.WaitGroup
-	for range reminderWriters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range batches {
-				var part ReminderRun
-				start := time.Now()
-				err := s.recordReminders(ctx, b, now, &part)
-				// Leave the machine to the awards for a while between batches.
-				time.Sleep(time.Duration(float64(time.Since(start)) * reminderPause))
-				mu.Lock()
-				run.Queued += part.Queued
-				run.Superseded += part.Superseded
-				run.Silenced += part.Silenced
-				run.NeverTalked += part.NeverTalked
-				run.Blocked += part.Blocked
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	send := func(b []dueExpiry) {
-		if len(b) > 0 {
-			batches <- b
+	// Past the longest offset nothing is due. A week more covers months:
+	// 31 March less a month is 28 February, three days after 28 February
+	// plus a month.
+	var horizon time.Time
+	labels, months, fixed := make([]string, len(offsets)), make([]int32, len(offsets)), make([]int64, len(offsets))
+	for i, o := range offsets {
+		labels[i], months[i], fixed[i] = o.String(), int32(o.Months), o.Fixed.Microseconds()
+		if h := o.After(now, s.prog.Location).Add(7 * 24 * time.Hour); h.After(horizon) {
+			horizon = h
 		}
 	}
-	batch := make([]dueExpiry, 0, reminderBatch)
-	var readErr error
-	for rows.Next() {
-		var d dueExpiry
-		if err := rows.Scan(&d.member, &d.expires, &d.points, &d.notify, &d.unreachable, &d.neverTalk); err != nil {
-			readErr = fmt.Errorf("read due expiries: %w", err)
-			break
+	var first, last int64
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM members").Scan(&first, &last); err != nil {
+		return run, fmt.Errorf("record reminders: %w", err)
+	}
+	for from := first; from <= last; from += reminderChunk {
+		start := time.Now()
+		if err := s.recordReminders(ctx, from, min(from+reminderChunk-1, last), now, horizon, labels, months, fixed, &run); err != nil {
+			return run, err
 		}
-		if batch = append(batch, d); len(batch) == cap(batch) {
-			send(batch)
-			batch = make([]dueExpiry, 0, reminderBatch)
-		}
+		time.Sleep(time.Duration(float64(time.Since(start)) * reminderPause))
 	}
-	if readErr == nil {
-		if err := rows.Err(); err != nil {
-			readErr = fmt.Errorf("read due expiries: %w", err)
-		}
-	}
-	if readErr == nil {
-		send(batch)
-	}
-	close(batches)
-	wg.Wait()
-	if readErr != nil {
-		return run, readErr
-	}
-	return run, firstErr
-}
-
-// reminderWriters record batches of reminders while the read goes on, each
-// pausing reminderPause of a batch's time after it. Measured at a million
-// members with awards running: one writer pausing a quarter recorded them in
-// 22.6 s with awards at 1217/s; two pausing a half took 19.3 s with awards at
-// 1074/s.
-const (
-	reminderWriters = 1
-	reminderPause   = 0.25
-)
-
-// dueExpiry is points of a member expiring at one instant, with whether the
-// member can be reminded.
-type dueExpiry struct {
-	member                         int64
-	expires                        time.Time
-	points                         int64
-	notify, unreachable, neverTalk bool
+	return run, nil
 }
 
 // Reminder statuses (expiry_reminders.status).
@@ -146,58 +87,45 @@ const (
 	remindBlocked     = "blocked"
 )
 
-// recordReminders records the reminders whose time has come for a batch of
-// due expiries, in one set-based insert: the one to send (pending, or the
-// reason it is skipped) and the earlier offsets it supersedes. Rows recorded
-// before are left as they are and not counted again.
-func (s *Service) recordReminders(ctx context.Context, batch []dueExpiry, now time.Time, run *ReminderRun) error {
-	offsets, loc := s.prog.Expiry.Reminders, s.prog.Location
-	var rec struct {
-		members, points     []int64
-		expires, remindAts  []time.Time
-		reminders, statuses []string
-	}
-	add := func(d dueExpiry, offset string, at time.Time, status string) {
-		rec.members, rec.points, rec.expires = append(rec.members, d.member), append(rec.points, d.points), append(rec.expires, d.expires)
-		rec.reminders, rec.remindAts, rec.statuses = append(rec.reminders, offset), append(rec.remindAts, at), append(rec.statuses, status)
-	}
-	for _, d := range batch {
-		// The offsets whose time has come, longest first; the last is the
-		// one to send.
-		last := -1
-		for i, o := range offsets {
-			if !o.Before(d.expires, loc).After(now) {
-				last = i
-			}
-		}
-		if last < 0 {
-			continue
-		}
-		status := remindPending
-		switch {
-		case !d.notify:
-			status = remindSilenced
-		case d.neverTalk:
-			status = remindNeverTalked
-		case d.unreachable:
-			status = remindBlocked
-		}
-		add(d, offsets[last].String(), offsets[last].Before(d.expires, loc), status)
-		// Earlier offsets that were never sent are not sent late.
-		for _, o := range offsets[:last] {
-			add(d, o.String(), o.Before(d.expires, loc), remindSuperseded)
-		}
-	}
-	if len(rec.members) == 0 {
-		return nil
-	}
-	rows, err := s.pool.Query(ctx, `WITH ins AS (
+// recordReminders records the reminders whose time has come for the members
+// with ids from..to, in one statement: for each member and instant their
+// points expire at, the due offset with the latest reminder time (pending,
+// or the reason it is skipped) and the other due offsets, superseded. An
+// offset's reminder time is the expiry less the offset, months counted on the
+// calendar in the programme's timezone. Rows recorded before are left as they
+// are and not counted again.
+func (s *Service) recordReminders(ctx context.Context, from, to int64, now, horizon time.Time,
+	labels []string, months []int32, fixed []int64, run *ReminderRun) error {
+	rows, err := s.pool.Query(ctx, `WITH o AS (
+			SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) WITH ORDINALITY AS o(reminder, months, fixed_us, ord)
+		), d AS (
+			SELECT l.member_id, l.expires_at, sum(l.remaining)::bigint AS points FROM lots l
+			WHERE l.member_id BETWEEN $4 AND $5 AND l.state = 'active' AND l.expires_at > $6 AND l.expires_at <= $7
+			GROUP BY l.member_id, l.expires_at
+		), due AS (
+			SELECT d.member_id, d.expires_at, d.points, o.reminder, r.remind_at,
+				row_number() OVER (PARTITION BY d.member_id, d.expires_at ORDER BY r.remind_at DESC, o.ord DESC) AS nth
+			FROM d CROSS JOIN o
+			CROSS JOIN LATERAL (SELECT CASE WHEN o.months <> 0
+				THEN ((d.expires_at AT TIME ZONE $8) - make_interval(months => o.months)) AT TIME ZONE $8
+				ELSE d.expires_at END - o.fixed_us * interval '1 microsecond' AS remind_at) r
+			WHERE r.remind_at <= $6
+		), ins AS (
 			INSERT INTO expiry_reminders (member_id, expires_at, reminder, remind_at, points, status, created_at)
-			SELECT m, e, r, a, p, st, $7 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::bigint[], $6::text[])
-				AS x(m, e, r, a, p, st)
+			SELECT due.member_id, due.expires_at, due.reminder, due.remind_at, due.points,
+				CASE WHEN due.nth > 1 THEN 'superseded'
+				     WHEN NOT m.notify THEN 'silenced'
+				     WHEN m.last_platform IS NULL THEN 'never_talked'
+				     WHEN m.unreachable THEN 'blocked'
+				     ELSE 'pending' END, $6
+			FROM due JOIN members m ON m.id = due.member_id
 			ON CONFLICT DO NOTHING RETURNING status)
 		SELECT status, count(*) FROM ins GROUP BY status`,
-		rec.members, rec.expires, rec.reminders, rec.remindAts, rec.points, rec.statuses, now)
+		// Planned for each range: a cached generic plan scans every due
+		// lot for each range (the range of ids is no longer known to be
+		// narrow), which made a million members take 17 s instead of 10.
+		pgx.QueryExecModeExec,
+		labels, months, fixed, from, to, now, horizon, s.prog.Location.String())
 	if err != nil {
 		return fmt.Errorf("record reminders: %w", err)
 	}
@@ -205,11 +133,10 @@ func (s *Service) recordReminders(ctx context.Context, batch []dueExpiry, now ti
 		remindSilenced: &run.Silenced, remindNeverTalked: &run.NeverTalked, remindBlocked: &run.Blocked}
 	var status string
 	var n int
-	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&status, &n}, func() error {
 		*counters[status] += n
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return fmt.Errorf("record reminders: %w", err)
 	}
 	return nil

@@ -349,3 +349,113 @@ func TestReminders_DispatchChecksAgain(t *testing.T) {
 		t.Fatalf("reminders\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestReminders_MonthOffsets: a month before is counted on the calendar in
+// the programme's timezone, across a DST change and a month end, as the
+// programme file's durations are; the due offset with the latest reminder
+// time is the one sent, whatever the file's order.
+func TestReminders_MonthOffsets(t *testing.T) {
+	t.Parallel()
+	t.Run("alone", func(t *testing.T) {
+		t.Parallel()
+		monthReminder(t, `["1mo"]`)
+	})
+	svc, l, clock, p, expires := monthReminder(t, `["1mo", "30d", "1d"]`)
+	ctx := context.Background()
+	pool := svc.pool
+	prog := svc.prog
+	thirty := expires.Add(-30 * 24 * time.Hour)
+	clock.Set(thirty)
+	// A second member earns points expiring at the same instant: both
+	// offsets are due at once, and the 30-day one is the later.
+	q, err := l.EnsureMember(ctx, "telegram", "2", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: q.ID}, Points: 5, Key: "q", ExpiresAt: &expires}); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := svc.QueueReminders(ctx); err != nil || run != (ReminderRun{Queued: 2, Superseded: 1}) {
+		t.Fatalf("30 days before: %+v %v", run, err)
+	}
+	var got []string
+	rows, _ := pool.Query(ctx, "SELECT member_id, reminder, remind_at, status FROM expiry_reminders ORDER BY member_id, remind_at")
+	for rows.Next() {
+		var m int64
+		var r, st string
+		var at time.Time
+		if err := rows.Scan(&m, &r, &at, &st); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%v %s %s %s", m == q.ID, r, at.In(prog.Location).Format("2006-01-02 15:04 MST"), st))
+	}
+	want := []string{"false 1mo 2027-02-28 10:00 CET pending", "false 30d 2027-03-01 09:00 CET pending",
+		"true 1mo 2027-02-28 10:00 CET superseded", "true 30d 2027-03-01 09:00 CET pending"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("reminders\n got %v\nwant %v", got, want)
+	}
+	// Both went unsent until the 30-day one was due: the 1-month one is
+	// superseded at dispatch.
+	rec := &tallytest.Notifier{}
+	svc.SetNotifier(rec)
+	if run, err := svc.DispatchReminders(ctx); err != nil || run != (DispatchRun{Handed: 2, Superseded: 1}) {
+		t.Fatalf("dispatch %+v %v", run, err)
+	}
+	points := map[int64]int64{}
+	for _, id := range rec.Messages() {
+		m, err := svc.Message(ctx, id)
+		if err != nil || m.Param("expires") != expires.Unix() {
+			t.Fatalf("message %+v %v", m, err)
+		}
+		points[m.Member] = m.Param("points")
+	}
+	if points[p] != 70 || points[q.ID] != 5 {
+		t.Fatalf("points told %v", points)
+	}
+}
+
+// monthReminder awards points expiring on 31 March 2027, 10:00 in Berlin
+// (summer time since the 28th), under a programme with the reminders given,
+// the first of them "1mo", and records reminders a second before and at 28
+// February, 10:00 winter time: a month before, though 28 February plus a
+// month is 28 March.
+func monthReminder(t *testing.T, reminders string) (*Service, *ledger.Service, *tallytest.Clock, int64, time.Time) {
+	t.Helper()
+	prog, err := program.Parse([]byte(`
+[program]
+timezone = "Europe/Berlin"
+
+[expiry]
+policy = "after_earn"
+after = "12mo"
+reminders = `+reminders+"\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := tallytest.DB(t)
+	clock := tallytest.NewClock(time.Date(2027, 1, 5, 12, 0, 0, 0, time.UTC))
+	l := ledger.New(pool, clock)
+	svc := New(pool, l, prog, clock, slog.Default())
+	ctx := context.Background()
+	p, err := l.EnsureMember(ctx, "telegram", "1", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Date(2027, 3, 31, 10, 0, 0, 0, prog.Location)
+	if _, err := l.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: p.ID}, Points: 70, Key: "k", ExpiresAt: &expires}); err != nil {
+		t.Fatal(err)
+	}
+	month := time.Date(2027, 2, 28, 10, 0, 0, 0, prog.Location)
+	if want := prog.Expiry.Reminders[0].Before(expires, prog.Location); !month.Equal(want) {
+		t.Fatalf("the programme counts a month before as %v, the test %v", want, month)
+	}
+	clock.Set(month.Add(-time.Second))
+	if run, err := svc.QueueReminders(ctx); err != nil || run != (ReminderRun{}) {
+		t.Fatalf("a second before the month: %+v %v", run, err)
+	}
+	clock.Set(month)
+	if run, err := svc.QueueReminders(ctx); err != nil || run != (ReminderRun{Queued: 1}) {
+		t.Fatalf("a month before: %+v %v", run, err)
+	}
+	return svc, l, clock, p.ID, expires
+}
