@@ -310,8 +310,8 @@ func (s *Service) dispatchBatch(ctx context.Context, tx pgx.Tx, limit int, run *
 	return ids, len(upd.members), nil
 }
 
-// handAll hands messages to the queue from a few goroutines at once (a run
-// may record a million reminders).
+// handAll hands messages to the queue from a few goroutines at once (a
+// dispatch hands on up to a window of them).
 func (s *Service) handAll(ctx context.Context, ids []int64) {
 	const workers = 8
 	var wg sync.WaitGroup
@@ -330,13 +330,4 @@ func (s *Service) handAll(ctx context.Context, ids []int64) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// userOrNone fills the outbound row's recipient for members nobody can reach
-// (the row records the skip; the table needs a user or a chat).
-func userOrNone(id string) string {
-	if id == "" {
-		return "0"
-	}
-	return id
 }
