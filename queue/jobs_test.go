@@ -485,11 +485,11 @@ func TestJobs_ExpireSweepsDuePoints(t *testing.T) {
 	}
 }
 
-// TestJobs_ExpiryInRealTime runs a programme whose points live two seconds
-// with a reminder one second before, on the real clock.
-func TestJobs_ExpiryInRealTime(t *testing.T) {
-	t.Parallel()
-	prog, err := program.Parse([]byte("[expiry]\npolicy = \"after_earn\"\nafter = \"2s\"\nreminders = [\"1s\"]\nsweep_every = \"10s\"\n"), "test")
+// newExpiryEnv is a jobs environment on the real clock whose programme has
+// the [expiry] section given.
+func newExpiryEnv(t *testing.T, section string) *jobsEnv {
+	t.Helper()
+	prog, err := program.Parse([]byte(section), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,6 +500,14 @@ func TestJobs_ExpiryInRealTime(t *testing.T) {
 	cat, _ := locales.Load()
 	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
 	e.router.UseTasks(e.tasks)
+	return e
+}
+
+// TestJobs_ExpiryInRealTime runs a programme whose points live two seconds
+// with a reminder one second before, on the real clock.
+func TestJobs_ExpiryInRealTime(t *testing.T) {
+	t.Parallel()
+	e := newExpiryEnv(t, "[expiry]\npolicy = \"after_earn\"\nafter = \"2s\"\nreminders = [\"1s\"]\nsweep_every = \"10s\"\n")
 	_, jobs := e.start(t, nil)
 	ctx := context.Background()
 	who := e.member(t, "1") // talked to the bot, on Telegram
@@ -537,17 +545,7 @@ func TestJobs_ExpiryInRealTime(t *testing.T) {
 // sweep (as when a window was full) go out with the periodic dispatch job.
 func TestJobs_RemindersDispatchedOnSchedule(t *testing.T) {
 	t.Parallel()
-	prog, err := program.Parse([]byte("[expiry]\npolicy = \"after_earn\"\nafter = \"2h\"\nreminders = [\"1h\"]\n"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newJobsEnv(t)
-	policy := ledger.ExpiryPolicy{Policy: prog.Expiry.Policy, Fixed: prog.Expiry.After.Fixed}
-	e.ledger = ledger.New(e.pool, tally.SystemClock{}, ledger.WithExpiry(policy.Expires))
-	e.tasks = tasks.New(e.pool, e.ledger, prog, tally.SystemClock{}, slog.Default())
-	cat, _ := locales.Load()
-	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
-	e.router.UseTasks(e.tasks)
+	e := newExpiryEnv(t, "[expiry]\npolicy = \"after_earn\"\nafter = \"2h\"\nreminders = [\"1h\"]\n")
 	ctx := context.Background()
 	who := e.member(t, "1")
 	soon := time.Now().Add(30 * time.Minute) // a promotion: the 1-hour reminder is due
@@ -572,17 +570,7 @@ func TestJobs_RemindersDispatchedOnSchedule(t *testing.T) {
 // worker, whose run expires nothing more and reminds nobody twice.
 func TestJobs_SweepStoppedAfterTheLedgerCommitExpiresOnce(t *testing.T) {
 	t.Parallel()
-	prog, err := program.Parse([]byte("[expiry]\npolicy = \"after_earn\"\nafter = \"2h\"\nreminders = [\"1h\"]\n"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newJobsEnv(t)
-	policy := ledger.ExpiryPolicy{Policy: prog.Expiry.Policy, Fixed: prog.Expiry.After.Fixed}
-	e.ledger = ledger.New(e.pool, tally.SystemClock{}, ledger.WithExpiry(policy.Expires))
-	e.tasks = tasks.New(e.pool, e.ledger, prog, tally.SystemClock{}, slog.Default())
-	cat, _ := locales.Load()
-	e.router = bot.NewRouter(e.ledger, cat, prog, slog.Default())
-	e.router.UseTasks(e.tasks)
+	e := newExpiryEnv(t, "[expiry]\npolicy = \"after_earn\"\nafter = \"2h\"\nreminders = [\"1h\"]\n")
 	ctx := context.Background()
 	due, remind := e.member(t, "1"), e.member(t, "2")
 	soon, later := time.Now().Add(500*time.Millisecond), time.Now().Add(30*time.Minute)

@@ -38,6 +38,27 @@ reminders = ["30d", "7d", "1d"]
 	return &env{svc: svc, ledger: l, clock: clock, notes: rec}
 }
 
+// talkers makes n members who talked to the bot on Telegram (user ids 1..n)
+// and awards each the points given (none for 0).
+func (e *env) talkers(t *testing.T, n int, points int64) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	var ids []int64
+	for i := range n {
+		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if points > 0 {
+			if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: p.ID}, Points: points, Key: fmt.Sprint("k", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
 // dispatch hands recorded reminders on and checks what it did.
 func (e *env) dispatch(t *testing.T, want DispatchRun) {
 	t.Helper()
@@ -147,18 +168,8 @@ func TestReminders_TwoWorkersRecordEachOnce(t *testing.T) {
 	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
 	e := reminderEnv(t, start)
 	ctx := context.Background()
-	for i := range 30 {
-		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: p.ID}, Points: 10, Key: fmt.Sprint("k", i)}); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			e.svc.MarkUnreachable(ctx, p.ID) // blocked the bot
-		}
-	}
+	members := e.talkers(t, 30, 10)
+	e.svc.MarkUnreachable(ctx, members[0]) // blocked the bot
 	e.clock.Set(start.AddDate(1, 0, 0).Add(-24 * time.Hour))
 	e.svc.window = 10
 	var wg sync.WaitGroup
@@ -241,15 +252,7 @@ func TestReminders_DispatchWindow(t *testing.T) {
 	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
 	e := reminderEnv(t, start)
 	ctx := context.Background()
-	for i := range 7 {
-		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: p.ID}, Points: 10, Key: fmt.Sprint("k", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.talkers(t, 7, 10)
 	e.svc.window = 3
 	e.clock.Set(start.AddDate(1, 0, 0).Add(-24 * time.Hour))
 	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 7 {
@@ -281,14 +284,7 @@ func TestReminders_DispatchChecksAgain(t *testing.T) {
 	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
 	e := reminderEnv(t, start)
 	ctx := context.Background()
-	var members []int64
-	for i := range 5 {
-		p, err := e.ledger.EnsureMember(ctx, "telegram", fmt.Sprint(i+1), "m")
-		if err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, p.ID)
-	}
+	members := e.talkers(t, 5, 0)
 	t1 := start.AddDate(0, 6, 0) // the 7-day reminders are recorded
 	t2 := t1.Add(25 * time.Hour) // member 0's 1-day reminder too; then the dispatch
 	award := func(i int, at time.Time) {
