@@ -97,8 +97,14 @@ type tasksEnv struct {
 // the review posts and direct messages need).
 func startTasks(t *testing.T, chats bool) *tasksEnv {
 	t.Helper()
+	return startServe(t, tasksProgramme, chats)
+}
+
+// startServe runs serve with the programme given, as startTasks does.
+func startServe(t *testing.T, programme string, chats bool) *tasksEnv {
+	t.Helper()
 	prog := filepath.Join(t.TempDir(), "programme.toml")
-	if err := os.WriteFile(prog, []byte(tasksProgramme), 0o600); err != nil {
+	if err := os.WriteFile(prog, []byte(programme), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e := &tasksEnv{}
