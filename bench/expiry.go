@@ -217,8 +217,8 @@ func expiryPhase(ctx context.Context, opt Options, benchURL string, ids []int64,
 	r.awardsRemind, err = awardsDuring("remind", func() error {
 		t := time.Now()
 		defer func() { r.reminders = time.Since(t) }()
-		run, err := svc.QueueReminders(ctx)
-		r.queued = run.Queued
+		run, err := svc.RecordReminders(ctx)
+		r.queued = run.Recorded
 		return err
 	})
 	if err != nil {

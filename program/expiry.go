@@ -127,8 +127,10 @@ func addMonths(t time.Time, months int, loc *time.Location) time.Time {
 
 // Before returns t minus d likewise. Because months end on different days it
 // is not always the inverse of After: 31 March minus 1mo is 28 February. A
-// reminder's time is its expiry less its offset, counted so (Postgres counts
-// it when reminders are recorded; the reminders' tests hold it to this).
+// reminder's time is its expiry less its offset, counted so; Postgres counts
+// it when reminders are recorded (the reminders' tests hold it to this) and
+// agrees except at a local time a DST change skips or repeats, which the two
+// resolve an hour apart.
 func (d Duration) Before(t time.Time, loc *time.Location) time.Time {
 	return Duration{Months: -d.Months, Fixed: -d.Fixed}.After(t, loc)
 }

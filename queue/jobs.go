@@ -358,7 +358,7 @@ func (j *Jobs) closeSeason(ctx context.Context, t *asynq.Task) error {
 
 func (j *Jobs) expire(ctx context.Context, _ *asynq.Task) error {
 	if err := j.Expire(ctx); err != nil {
-		j.log.Error("queue: expiry sweep failed; next try at the next run", "err", err)
+		j.log.Error("queue: expiry job failed; next try at the next run", "err", err)
 	}
 	return nil
 }
@@ -376,13 +376,14 @@ func (j *Jobs) Expire(ctx context.Context) error {
 		j.log.Info("expired points", "lots", sw.Expired, "points", sw.Points, "members", sw.Members,
 			"took", time.Since(start).Round(time.Millisecond))
 	}
-	run, err := j.tasks.QueueReminders(ctx)
+	// What a failed run recorded before it failed is logged too.
+	run, err := j.tasks.RecordReminders(ctx)
+	if run != (tasks.ReminderRun{}) {
+		j.log.Info("expiry reminders recorded", "to_send", run.Recorded, "superseded", run.Superseded, "silenced", run.Silenced,
+			"never_talked", run.NeverTalked, "blocked", run.Blocked)
+	}
 	if err != nil {
 		return err
-	}
-	if run != (tasks.ReminderRun{}) {
-		j.log.Info("expiry reminders", "queued", run.Queued, "superseded", run.Superseded, "silenced", run.Silenced,
-			"never_talked", run.NeverTalked, "blocked", run.Blocked)
 	}
 	return j.DispatchReminders(ctx)
 }
@@ -398,9 +399,9 @@ func (j *Jobs) dispatchReminders(ctx context.Context, _ *asynq.Task) error {
 // tasks.ReminderWindow waiting at once, logging what it did.
 func (j *Jobs) DispatchReminders(ctx context.Context) error {
 	run, err := j.tasks.DispatchReminders(ctx)
-	if run != (tasks.DispatchRun{}) {
+	if run != (tasks.DispatchRun{Busy: run.Busy}) {
 		j.log.Info("expiry reminders handed on", "messages", run.Handed, "superseded", run.Superseded, "late", run.Late,
-			"silenced", run.Silenced, "blocked", run.Blocked)
+			"nothing_left", run.NothingLeft, "silenced", run.Silenced, "blocked", run.Blocked, "never_talked", run.NeverTalked)
 	}
 	return err
 }

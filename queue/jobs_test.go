@@ -552,7 +552,7 @@ func TestJobs_RemindersDispatchedOnSchedule(t *testing.T) {
 	if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: who.Member}, Points: 40, Key: "earn", ExpiresAt: &soon}); err != nil {
 		t.Fatal(err)
 	}
-	if run, err := e.tasks.QueueReminders(ctx); err != nil || run.Queued != 1 {
+	if run, err := e.tasks.RecordReminders(ctx); err != nil || run.Recorded != 1 {
 		t.Fatalf("recorded %+v %v", run, err)
 	}
 	start := time.Now()

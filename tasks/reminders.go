@@ -16,7 +16,7 @@ const KindExpiryReminder = "expiry_reminder"
 
 // ReminderRun counts what one run of the reminders recorded.
 type ReminderRun struct {
-	Queued      int // reminders recorded to be sent (DispatchReminders sends them)
+	Recorded    int // reminders recorded to be sent (DispatchReminders hands them on)
 	Superseded  int // earlier offsets whose time had passed when a later one was due: not sent
 	Silenced    int // members who turned reminders off (notify off)
 	NeverTalked int // members who never wrote to the bot
@@ -30,7 +30,7 @@ const reminderChunk = 20000
 // the chunk's time, leaving the machine to the awards for a while.
 const reminderPause = 0.25
 
-// QueueReminders finds, for every member, the instants their points expire
+// RecordReminders finds, for every member, the instants their points expire
 // at within the longest reminder offset, and records one reminder per member,
 // instant and offset once its time has come: only the latest offset due (a
 // member whose 30-day reminder was not sent yet when the 7-day one is due gets
@@ -44,7 +44,7 @@ const reminderPause = 0.25
 // members took 7.3 s (with nothing else running and no pauses) where reading
 // the expiries into Go and writing the reminders back took 9.3 s and 1.8 s
 // of the client's CPU.
-func (s *Service) QueueReminders(ctx context.Context) (ReminderRun, error) {
+func (s *Service) RecordReminders(ctx context.Context) (ReminderRun, error) {
 	var run ReminderRun
 	offsets := s.prog.Expiry.Reminders
 	if len(offsets) == 0 {
@@ -82,14 +82,15 @@ const (
 	remindQueued      = "queued"
 	remindSuperseded  = "superseded"
 	remindLate        = "late"
+	remindNothingLeft = "nothing_left"
 	remindSilenced    = "silenced"
 	remindNeverTalked = "never_talked"
 	remindBlocked     = "blocked"
 )
 
 // recordReminders records the reminders whose time has come for the members
-// with ids from..to, in one statement: for each member and instant their
-// points expire at, the due offset with the latest reminder time (pending,
+// with ids from..to, in one statement: for each member and instant (second)
+// their points expire at, the due offset with the latest reminder time (pending,
 // or the reason it is skipped) and the other due offsets, superseded. An
 // offset's reminder time is the expiry less the offset, months counted on the
 // calendar in the programme's timezone. Rows recorded before are left as they
@@ -99,9 +100,9 @@ func (s *Service) recordReminders(ctx context.Context, from, to int64, now, hori
 	rows, err := s.pool.Query(ctx, `WITH o AS (
 			SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) WITH ORDINALITY AS o(reminder, months, fixed_us, ord)
 		), d AS (
-			SELECT l.member_id, l.expires_at, sum(l.remaining)::bigint AS points FROM lots l
+			SELECT l.member_id, date_trunc('second', l.expires_at) AS expires_at, sum(l.remaining)::bigint AS points FROM lots l
 			WHERE l.member_id BETWEEN $4 AND $5 AND l.state = 'active' AND l.expires_at > $6 AND l.expires_at <= $7
-			GROUP BY l.member_id, l.expires_at
+			GROUP BY l.member_id, date_trunc('second', l.expires_at)
 		), due AS (
 			SELECT d.member_id, d.expires_at, d.points, o.reminder, r.remind_at,
 				row_number() OVER (PARTITION BY d.member_id, d.expires_at ORDER BY r.remind_at DESC, o.ord DESC) AS nth
@@ -129,7 +130,7 @@ func (s *Service) recordReminders(ctx context.Context, from, to int64, now, hori
 	if err != nil {
 		return fmt.Errorf("record reminders: %w", err)
 	}
-	counters := map[string]*int{remindPending: &run.Queued, remindSuperseded: &run.Superseded,
+	counters := map[string]*int{remindPending: &run.Recorded, remindSuperseded: &run.Superseded,
 		remindSilenced: &run.Silenced, remindNeverTalked: &run.NeverTalked, remindBlocked: &run.Blocked}
 	var status string
 	var n int
@@ -148,27 +149,50 @@ func (s *Service) recordReminders(ctx context.Context, from, to int64, now, hori
 // Redis with a million jobs.
 const ReminderWindow = 1000
 
+// dispatchLock is the session advisory lock one dispatcher holds at a time.
+const dispatchLock = "hashtextextended('tally:reminders:dispatch', 0)"
+
 // dispatchBatch is how many recorded reminders one transaction hands on.
 const dispatchBatch = 500
 
 // DispatchRun counts what one DispatchReminders did.
 type DispatchRun struct {
-	Handed     int // outbound messages recorded and handed to the queue
-	Superseded int // a later reminder for the same instant was recorded meanwhile
-	Late       int // the points expired before the reminder could go
-	Silenced   int // the member turned reminders off since
-	Blocked    int // the member blocked the bot since
+	Handed      int  // outbound messages recorded and handed to the queue
+	Superseded  int  // a later reminder for the same instant was recorded meanwhile
+	Late        int  // the points expired before the reminder could go
+	NothingLeft int  // the points were spent, or re-dated by activity, since
+	Silenced    int  // the member turned reminders off since
+	Blocked     int  // the member blocked the bot since
+	NeverTalked int  // the member's account was joined to another by /link since
+	Busy        bool // another dispatcher was at work: this one did nothing
 }
 
 // DispatchReminders turns recorded reminders into outbound messages, the
 // most overdue first, until ReminderWindow messages wait to be sent or none
 // is left. Each reminder becomes one message (its dedupe key is the
-// reminder's) to the platform the member used last, in their language as it
-// is now; one whose member turned reminders off or blocked the bot since, or
-// whose points already expired, is skipped. Two dispatchers at once take
-// different reminders.
+// reminder's) naming the points still left to expire at its instant, to the
+// platform the member used last, in their language as it is now. One is
+// skipped when, since it was recorded, a later reminder for its instant was,
+// its points expired, were spent or were re-dated by activity, or its member
+// turned reminders off, blocked the bot or was joined to another account.
+// One dispatcher works at a time (an advisory lock); another returns at once
+// with Busy set.
 func (s *Service) DispatchReminders(ctx context.Context) (DispatchRun, error) {
 	var run DispatchRun
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return run, fmt.Errorf("hand on reminders: %w", err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+dispatchLock+")").Scan(&locked); err != nil {
+		return run, fmt.Errorf("hand on reminders: %w", err)
+	}
+	if !locked {
+		run.Busy = true
+		return run, nil
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+dispatchLock+")")
 	var waiting int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbound
 			WHERE status = 'pending' AND kind = $1 LIMIT $2) w`, KindExpiryReminder, s.window).Scan(&waiting); err != nil {
@@ -190,8 +214,10 @@ func (s *Service) DispatchReminders(ctx context.Context) (DispatchRun, error) {
 		run.Handed += part.Handed
 		run.Superseded += part.Superseded
 		run.Late += part.Late
+		run.NothingLeft += part.NothingLeft
 		run.Silenced += part.Silenced
 		run.Blocked += part.Blocked
+		run.NeverTalked += part.NeverTalked
 		s.handAll(ctx, ids)
 		if n == 0 {
 			break
@@ -205,7 +231,12 @@ func (s *Service) DispatchReminders(ctx context.Context) (DispatchRun, error) {
 // messages to hand to the queue and how many reminders it took.
 func (s *Service) dispatchBatch(ctx context.Context, tx pgx.Tx, limit int, run *DispatchRun) ([]int64, int, error) {
 	now := s.now()
-	rows, err := tx.Query(ctx, `SELECT r.member_id, r.expires_at, r.reminder, r.points,
+	// What is left to expire at the reminder's instant (its second) is read
+	// again: spending, or activity under the inactivity policy, may have
+	// taken it since.
+	rows, err := tx.Query(ctx, `SELECT r.member_id, r.expires_at, r.reminder,
+			coalesce((SELECT sum(x.remaining) FROM lots x WHERE x.member_id = r.member_id AND x.state = 'active'
+			          AND x.expires_at >= r.expires_at AND x.expires_at < r.expires_at + interval '1 second'), 0)::bigint,
 			EXISTS (SELECT 1 FROM expiry_reminders l WHERE l.member_id = r.member_id
 			        AND l.expires_at = r.expires_at AND l.remind_at > r.remind_at),
 			m.notify, m.unreachable, coalesce(i.platform, ''), coalesce(i.user_id, ''), coalesce(m.locale, m.seen_locale, '')
@@ -240,12 +271,14 @@ func (s *Service) dispatchBatch(ctx context.Context, tx pgx.Tx, limit int, run *
 			status, run.Superseded = remindSuperseded, run.Superseded+1
 		case !expires.After(now):
 			status, run.Late = remindLate, run.Late+1
+		case points == 0:
+			status, run.NothingLeft = remindNothingLeft, run.NothingLeft+1
 		case !notify:
 			status, run.Silenced = remindSilenced, run.Silenced+1
 		case unreachable:
 			status, run.Blocked = remindBlocked, run.Blocked+1
 		case userID == "":
-			status = remindNeverTalked // merged into another member by /link since
+			status, run.NeverTalked = remindNeverTalked, run.NeverTalked+1 // joined to another member by /link since
 		}
 		key := "remind:" + strconv.FormatInt(member, 10) + ":" + strconv.FormatInt(expires.Unix(), 10) + ":" + offset
 		upd.members, upd.expires, upd.offsets, upd.statuses, upd.keys = append(upd.members, member), append(upd.expires, expires),

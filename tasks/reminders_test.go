@@ -97,16 +97,16 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	expires := start.AddDate(1, 0, 0)
 
 	// Long before: nothing.
-	if run, err := e.svc.QueueReminders(ctx); err != nil || run != (ReminderRun{}) {
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run != (ReminderRun{}) {
 		t.Fatalf("a year ahead: %+v %v", run, err)
 	}
 	// 30 days before, twice (and as if on two instances): one reminder.
 	e.clock.Set(expires.Add(-30 * 24 * time.Hour))
-	run, err := e.svc.QueueReminders(ctx)
-	if err != nil || run.Queued != 1 || run.Silenced != 1 || run.NeverTalked != 1 {
+	run, err := e.svc.RecordReminders(ctx)
+	if err != nil || run.Recorded != 1 || run.Silenced != 1 || run.NeverTalked != 1 {
 		t.Fatalf("30 days before: %+v %v", run, err)
 	}
-	if again, _ := e.svc.QueueReminders(ctx); again.Queued != 0 {
+	if again, _ := e.svc.RecordReminders(ctx); again.Recorded != 0 {
 		t.Fatalf("a second run queued %+v", again)
 	}
 	if len(e.notes.Messages()) != 0 {
@@ -127,7 +127,7 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	}
 	talk("discord", "9")
 	e.clock.Set(expires.Add(-7 * 24 * time.Hour))
-	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 1 {
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run.Recorded != 1 {
 		t.Fatalf("7 days before: %+v %v", run, err)
 	}
 	e.dispatch(t, DispatchRun{Handed: 1})
@@ -143,13 +143,13 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	if _, err := e.ledger.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: b}, Points: 5, Key: "promo", ExpiresAt: &soon}); err != nil {
 		t.Fatal(err)
 	}
-	if run, _ := e.svc.QueueReminders(ctx); run.Queued != 1 || run.Superseded != 1 {
+	if run, _ := e.svc.RecordReminders(ctx); run.Recorded != 1 || run.Superseded != 1 {
 		t.Fatalf("2 days before the promotion ends: %+v", run)
 	}
 	e.dispatch(t, DispatchRun{Handed: 1})
 	e.clock.Set(soon.Add(-12 * time.Hour))
-	run, err = e.svc.QueueReminders(ctx)
-	if err != nil || run.Queued != 1 || run.Superseded != 0 {
+	run, err = e.svc.RecordReminders(ctx)
+	if err != nil || run.Recorded != 1 || run.Superseded != 0 {
 		t.Fatalf("12 hours before: %+v %v", run, err)
 	}
 	e.dispatch(t, DispatchRun{Handed: 1})
@@ -158,7 +158,7 @@ func TestReminders_OncePerMemberInstantAndOffset(t *testing.T) {
 	}
 	// After the expiry nothing more; notify off only silences reminders.
 	e.clock.Set(soon.Add(time.Hour))
-	if run, _ := e.svc.QueueReminders(ctx); run.Queued != 0 {
+	if run, _ := e.svc.RecordReminders(ctx); run.Recorded != 0 {
 		t.Fatalf("after the expiry: %+v", run)
 	}
 }
@@ -179,7 +179,7 @@ func TestReminders_TwoWorkersRecordEachOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			run, err := e.svc.QueueReminders(ctx)
+			run, err := e.svc.RecordReminders(ctx)
 			if err != nil {
 				t.Error(err)
 			}
@@ -196,22 +196,21 @@ func TestReminders_TwoWorkersRecordEachOnce(t *testing.T) {
 	close(dispatched)
 	var total ReminderRun
 	for r := range runs {
-		total.Queued += r.Queued
+		total.Recorded += r.Recorded
 		total.Blocked += r.Blocked
 		total.Superseded += r.Superseded
 	}
-	if total.Queued != 29 || total.Blocked != 1 || total.Superseded != 60 {
-		t.Fatalf("two workers: %+v; want 29 queued, 1 blocked, 60 superseded", total)
+	if total.Recorded != 29 || total.Blocked != 1 || total.Superseded != 60 {
+		t.Fatalf("two workers: %+v; want 29 recorded, 1 blocked, 60 superseded", total)
 	}
-	// The two dispatchers took different reminders, and no more than the
-	// window between them (each counts what waits when it starts).
+	// One dispatcher at a time: the window, once, between them.
 	handed := 0
 	for d := range dispatched {
 		handed += d.Handed
 	}
 	msgs := e.notes.Messages()
-	if distinct(msgs) != len(msgs) || len(msgs) != handed || handed < 10 || handed > 20 {
-		t.Fatalf("two dispatchers handed on %d (%d messages, %d distinct), want 10..20", handed, len(msgs), distinct(msgs))
+	if distinct(msgs) != len(msgs) || len(msgs) != handed || handed != 10 {
+		t.Fatalf("two dispatchers handed on %d (%d messages, %d distinct), want the window of 10", handed, len(msgs), distinct(msgs))
 	}
 	// As messages go out, the rest follow, each once.
 	for range 10 {
@@ -255,7 +254,7 @@ func TestReminders_DispatchWindow(t *testing.T) {
 	e.talkers(t, 7, 10)
 	e.svc.window = 3
 	e.clock.Set(start.AddDate(1, 0, 0).Add(-24 * time.Hour))
-	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 7 {
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run.Recorded != 7 {
 		t.Fatalf("recorded %+v %v", run, err)
 	}
 	e.dispatch(t, DispatchRun{Handed: 3})
@@ -298,11 +297,11 @@ func TestReminders_DispatchChecksAgain(t *testing.T) {
 		award(i, t1.Add(7*24*time.Hour))
 	}
 	e.clock.Set(start.Add(2 * 24 * time.Hour))
-	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 1 {
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run.Recorded != 1 {
 		t.Fatalf("recorded %+v %v", run, err)
 	}
 	e.clock.Set(t1)
-	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 4 {
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run.Recorded != 4 {
 		t.Fatalf("recorded %+v %v", run, err)
 	}
 	e.ledger.SetNotify(ctx, members[2], false)
@@ -314,7 +313,7 @@ func TestReminders_DispatchChecksAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Set(t2)
-	if run, err := e.svc.QueueReminders(ctx); err != nil || run.Queued != 1 {
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run.Recorded != 1 {
 		t.Fatalf("recorded %+v %v", run, err)
 	}
 	e.dispatch(t, DispatchRun{Handed: 1, Superseded: 1, Late: 1, Silenced: 1, Blocked: 1})
@@ -371,7 +370,7 @@ func TestReminders_MonthOffsets(t *testing.T) {
 	if _, err := l.Award(ctx, ledger.Award{Member: ledger.MemberRef{ID: q.ID}, Points: 5, Key: "q", ExpiresAt: &expires}); err != nil {
 		t.Fatal(err)
 	}
-	if run, err := svc.QueueReminders(ctx); err != nil || run != (ReminderRun{Queued: 2, Superseded: 1}) {
+	if run, err := svc.RecordReminders(ctx); err != nil || run != (ReminderRun{Recorded: 2, Superseded: 1}) {
 		t.Fatalf("30 days before: %+v %v", run, err)
 	}
 	var got []string
@@ -446,12 +445,58 @@ reminders = `+reminders+"\n"), "test")
 		t.Fatalf("the programme counts a month before as %v, the test %v", want, month)
 	}
 	clock.Set(month.Add(-time.Second))
-	if run, err := svc.QueueReminders(ctx); err != nil || run != (ReminderRun{}) {
+	if run, err := svc.RecordReminders(ctx); err != nil || run != (ReminderRun{}) {
 		t.Fatalf("a second before the month: %+v %v", run, err)
 	}
 	clock.Set(month)
-	if run, err := svc.QueueReminders(ctx); err != nil || run != (ReminderRun{Queued: 1}) {
+	if run, err := svc.RecordReminders(ctx); err != nil || run != (ReminderRun{Recorded: 1}) {
 		t.Fatalf("a month before: %+v %v", run, err)
 	}
 	return svc, l, clock, p.ID, expires
+}
+
+// TestReminders_SameSecondNothingLeftAndBusy: lots expiring within one second
+// are one reminder for their sum; points spent between recording and
+// dispatch are not reminded of; a second dispatcher steps aside.
+func TestReminders_SameSecondNothingLeftAndBusy(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	e := reminderEnv(t, start)
+	ctx := context.Background()
+	members := e.talkers(t, 2, 0)
+	at := start.Add(10 * 24 * time.Hour)
+	for i, a := range []ledger.Award{
+		{Member: ledger.MemberRef{ID: members[0]}, Points: 10, Key: "a", ExpiresAt: tallytest.Ptr(at.Add(100 * time.Millisecond))},
+		{Member: ledger.MemberRef{ID: members[0]}, Points: 20, Key: "b", ExpiresAt: tallytest.Ptr(at.Add(700 * time.Millisecond))},
+		{Member: ledger.MemberRef{ID: members[1]}, Points: 40, Key: "c", ExpiresAt: &at},
+	} {
+		if _, err := e.ledger.Award(ctx, a); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	e.clock.Set(at.Add(-23 * time.Hour))
+	if run, err := e.svc.RecordReminders(ctx); err != nil || run != (ReminderRun{Recorded: 2, Superseded: 4}) {
+		t.Fatalf("recorded %+v %v", run, err)
+	}
+	if _, err := e.ledger.Deduct(ctx, ledger.Deduction{Member: ledger.MemberRef{ID: members[1]}, Points: 40, Key: "spend"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another dispatcher at work (its lock held here): this one steps aside.
+	conn, err := e.svc.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock("+dispatchLock+")"); err != nil {
+		t.Fatal(err)
+	}
+	e.dispatch(t, DispatchRun{Busy: true})
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock("+dispatchLock+")"); err != nil {
+		t.Fatal(err)
+	}
+	e.dispatch(t, DispatchRun{Handed: 1, NothingLeft: 1})
+	m, err := e.svc.Message(ctx, e.notes.Messages()[0])
+	if err != nil || m.Member != members[0] || m.Param("points") != 30 || m.Param("expires") != at.Unix() {
+		t.Fatalf("reminder %+v %v, want 30 points of member %d at %d", m, err, members[0], at.Unix())
+	}
 }
