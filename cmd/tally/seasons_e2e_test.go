@@ -7,8 +7,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/go-telegram/bot/models"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tally-loyalty/tally/tallytest"
@@ -60,9 +57,6 @@ discord_announce_channel = %q
 `, join, seGroupID, seAnnounce)
 }
 
-// sePatience bounds every wait for something serve does.
-const sePatience = 10 * time.Second
-
 var seBerlin = func() *time.Location {
 	loc, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
@@ -72,76 +66,16 @@ var seBerlin = func() *time.Location {
 }()
 
 // seasonEnv is a running serve with a season programme and what the test
-// reads it through.
+// reads it through (startServe's, and the award keys handed out).
 type seasonEnv struct {
-	base    string // the HTTP server, http://host:port
-	dbURL   string
-	redis   string // serve's own Redis database
-	db      *pgxpool.Pool
-	tg      *faketelegram.Server
-	dc      *fakediscord.Server
-	started time.Time // just before serve started
-	keys    int       // award idempotency keys handed out
+	*tasksEnv
+	keys int
 }
 
-// startSeasons runs serve with seProgramme(join) and the admin token on a
-// database and Redis database of the test's own; with chats, also on both
-// fakes (Telegram long polling, Discord gateway with the bot token, which
-// the announcement post and direct messages need).
+// startSeasons runs serve with seProgramme(join), as startServe does.
 func startSeasons(t *testing.T, join string, chats bool) *seasonEnv {
 	t.Helper()
-	prog := filepath.Join(t.TempDir(), "programme.toml")
-	if err := os.WriteFile(prog, []byte(seProgramme(join)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := &seasonEnv{}
-	var env []string
-	if chats {
-		// The fakes first (see startTasks: the race detector must see their
-		// servers set up before serve connects).
-		e.tg, e.dc = faketelegram.New(t), fakediscord.New(t)
-		env = append(env, "TELEGRAM_BOT_TOKEN="+e.tg.Token(), "TELEGRAM_API_URL="+e.tg.URL(),
-			"DISCORD_BOT_TOKEN="+e.dc.BotToken(), "DISCORD_APP_ID="+e.dc.AppID(),
-			"DISCORD_API_URL="+e.dc.URL(), "DISCORD_GATEWAY_URL="+e.dc.GatewayURL())
-	}
-	e.dbURL, e.redis = tallytest.DatabaseURL(t), tallytest.Redis(t)
-	addr := freeAddr(t)
-	e.base = "http://" + addr
-	env = append(env, "DATABASE_URL="+e.dbURL, "REDIS_URL="+e.redis, "TALLY_HTTP_ADDR="+addr,
-		"TALLY_ADMIN_TOKEN="+adminToken, "TALLY_PROGRAM="+prog)
-	e.started = time.Now()
-	p := start(t, env, "serve")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("serve output:\n%s", p.out.String())
-		}
-	})
-	waitHealthy(t, addr, p)
-	if chats {
-		e.dc.WaitReady(t, sePatience)
-	}
-	pool, err := pgxpool.New(context.Background(), e.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	e.db = pool
-	return e
-}
-
-// seWait checks cond every 10 ms until it holds; the test fails after
-// sePatience, saying what it waited for and, from state, what there was.
-func seWait(t *testing.T, what string, cond func() bool, state func() string) {
-	t.Helper()
-	for deadline := time.Now().Add(sePatience); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("no %s after %v", what, sePatience)
-			if state != nil {
-				msg += "; " + state()
-			}
-			t.Fatal(msg)
-		}
-	}
+	return &seasonEnv{tasksEnv: startServe(t, seProgramme(join), chats)}
 }
 
 // ---- The admin API ----
@@ -225,18 +159,6 @@ func (e *seasonEnv) award(t *testing.T, member string, points int64) {
 	}
 }
 
-// available is a member's available balance.
-func (e *seasonEnv) available(t *testing.T, member string) int64 {
-	t.Helper()
-	var m struct {
-		Balance struct {
-			Available int64 `json:"available"`
-		} `json:"balance"`
-	}
-	e.get(t, "/v1/members/"+member, &m)
-	return m.Balance.Available
-}
-
 // balances are the available balances of members, by member.
 func (e *seasonEnv) balances(t *testing.T, members ...string) map[string]int64 {
 	t.Helper()
@@ -271,7 +193,7 @@ func (e *seasonEnv) waitBoard(t *testing.T, query string, check func(seBoard) st
 	t.Helper()
 	var b seBoard
 	var wrong string
-	seWait(t, "leaderboard as expected", func() bool {
+	waitUntil(t, "leaderboard as expected", func() bool {
 		b = e.board(t, query)
 		wrong = check(b)
 		return wrong == ""
@@ -306,23 +228,6 @@ func (e *seasonEnv) closeSeason(t *testing.T, id int64) (int, bool, seClosed, st
 		}
 	}
 	return code, h.Get("Idempotent-Replayed") == "true", c, string(body)
-}
-
-func (e *seasonEnv) count(t *testing.T, sql string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := e.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
-
-// settle waits until every message recorded so far was sent or given up.
-func (e *seasonEnv) settle(t *testing.T) {
-	t.Helper()
-	seWait(t, "settled outbound queue", func() bool {
-		return e.count(t, "SELECT count(*) FROM outbound WHERE status = 'pending'") == 0
-	}, nil)
 }
 
 // sePlaces renders standings as "rank identities name score [prize p]"
@@ -470,53 +375,6 @@ func seBoardLines(lang string, ps []sePlace) []string {
 
 // ---- Telegram ----
 
-func (e *seasonEnv) tgSay(from faketelegram.User, chat faketelegram.Chat, text string) models.Message {
-	return *e.tg.Update(e.tg.SendText(from, chat, text)).Message
-}
-
-func seSent(sent []faketelegram.SentMessage) string {
-	var b strings.Builder
-	for _, m := range sent {
-		fmt.Fprintf(&b, "  chat %d, message %d, reply to %d: %q\n", m.ChatID, m.MessageID, m.ReplyTo, m.Text)
-	}
-	return b.String()
-}
-
-// tgWait waits for a message the bot sent that match accepts.
-func (e *seasonEnv) tgWait(t *testing.T, what string, match func(faketelegram.SentMessage) bool) faketelegram.SentMessage {
-	t.Helper()
-	var got faketelegram.SentMessage
-	seWait(t, what, func() bool {
-		for _, m := range e.tg.Sent() {
-			if match(m) {
-				got = m
-				return true
-			}
-		}
-		return false
-	}, func() string { return "the bot sent:\n" + seSent(e.tg.Sent()) })
-	return got
-}
-
-// tgCount counts the messages the bot sent that match accepts.
-func (e *seasonEnv) tgCount(match func(faketelegram.SentMessage) bool) int {
-	n := 0
-	for _, m := range e.tg.Sent() {
-		if match(m) {
-			n++
-		}
-	}
-	return n
-}
-
-// tgReplyTo waits for the bot's reply to m in m's chat.
-func (e *seasonEnv) tgReplyTo(t *testing.T, m models.Message) faketelegram.SentMessage {
-	t.Helper()
-	return e.tgWait(t, fmt.Sprintf("reply to %q", m.Text), func(s faketelegram.SentMessage) bool {
-		return s.ChatID == m.Chat.ID && s.ReplyTo == m.ID
-	})
-}
-
 // tgAsk sends text in from's private chat with the bot and returns the reply.
 func (e *seasonEnv) tgAsk(t *testing.T, from faketelegram.User, text string) string {
 	t.Helper()
@@ -539,7 +397,7 @@ func (e *seasonEnv) tgAskInGroup(t *testing.T, from faketelegram.User, text, not
 			return s.Text
 		}
 	}
-	t.Fatalf("no private answer to %s's %s in the group; the bot sent:\n%s", from.FirstName, text, seSent(e.tg.Sent()[n:]))
+	t.Fatalf("no private answer to %s's %s in the group; the bot sent:\n%s", from.FirstName, text, tgSent(e.tg.Sent()[n:]))
 	return ""
 }
 
@@ -585,7 +443,7 @@ func seInvoker(id, name string, locale discordgo.Locale) fakediscord.Invoker {
 func (e *seasonEnv) dcRun(t *testing.T, i discordgo.Interaction) fakediscord.InteractionResponse {
 	t.Helper()
 	e.dc.DispatchInteraction(i)
-	return e.dc.WaitInteractionResponse(t, i.ID, sePatience)
+	return e.dc.WaitInteractionResponse(t, i.ID, patience)
 }
 
 // dcSeason runs /season with action ("" for none) and returns the response,
@@ -723,7 +581,7 @@ func TestSeasonE2E_TelegramJoinLeaderboardAndLeave(t *testing.T) {
 		t.Fatalf("/leaderboard in the group (parse mode %q, shown as %q):\n%s\nwant\n%s", r.ParseMode, r.Message.Text, r.Text, want)
 	}
 	if sent := e.tg.Sent()[n:]; len(sent) != 1 {
-		t.Fatalf("/leaderboard sent %d messages, want only the reply in the group:\n%s", len(sent), seSent(sent))
+		t.Fatalf("/leaderboard sent %d messages, want only the reply in the group:\n%s", len(sent), tgSent(sent))
 	}
 	// The leader sees no line of their own.
 	r = e.tgReplyTo(t, e.tgSay(xss, seGroup, "/leaderboard"))
@@ -801,7 +659,7 @@ func TestSeasonE2E_DiscordLeaderboardEmbedEscapedAndGerman(t *testing.T) {
 		if all[i].Locale == discordgo.German {
 			want = "Du bist dabei! Was du ab jetzt sammelst, zählt für die Saison."
 		}
-		if r := e.dc.WaitInteractionResponse(t, j.ID, sePatience); r.Content != want || !r.Ephemeral() {
+		if r := e.dc.WaitInteractionResponse(t, j.ID, patience); r.Content != want || !r.Ephemeral() {
 			t.Fatalf("%s's /season join: %q (ephemeral %v), want %q", all[i].GlobalName, r.Content, r.Ephemeral(), want)
 		}
 	}
@@ -911,7 +769,7 @@ func TestSeasonE2E_CloseThroughTheAdminAPI(t *testing.T) {
 	}
 
 	// The winners are told in their language on their platform.
-	dm := e.dc.WaitMessage(t, sePatience, func(m fakediscord.Message) bool { return m.Recipient == dora.UserID })
+	dm := e.dc.WaitMessage(t, patience, func(m fakediscord.Message) bool { return m.Recipient == dora.UserID })
 	if want := "Acme-Liga 1 ist vorbei: Du bist auf Platz 1 gelandet und hast 500 Punkte gewonnen! Dein Guthaben: 1.500."; dm.Content != want {
 		t.Fatalf("Dora's message: %q, want %q", dm.Content, want)
 	}
@@ -938,7 +796,7 @@ func TestSeasonE2E_CloseThroughTheAdminAPI(t *testing.T) {
 		t.Fatalf("Telegram podium (reply to %d):\n%s\nwant\n%s", m.ReplyTo, m.Text, podium)
 	}
 	isDCPost := func(m fakediscord.Message) bool { return m.ChannelID == seAnnounce }
-	if m := e.dc.WaitMessage(t, sePatience, isDCPost); m.Content != podium || m.Kind != fakediscord.KindChannel {
+	if m := e.dc.WaitMessage(t, patience, isDCPost); m.Content != podium || m.Kind != fakediscord.KindChannel {
 		t.Fatalf("Discord podium (%s):\n%s\nwant\n%s", m.Kind, m.Content, podium)
 	}
 
@@ -1069,7 +927,7 @@ func TestSeasonE2E_RedisFlushRebuildsTheBoard(t *testing.T) {
 	ctx := context.Background()
 	key := fmt.Sprintf("tally:board:%d", cur.ID)
 	size := func() int64 { return rdb.ZCard(ctx, key).Val() }
-	seWait(t, "board of 5 in Redis", func() bool { return size() == 5 }, func() string { return fmt.Sprint(size()) })
+	waitUntil(t, "board of 5 in Redis", func() bool { return size() == 5 }, func() string { return fmt.Sprint(size()) })
 
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -1082,7 +940,7 @@ func TestSeasonE2E_RedisFlushRebuildsTheBoard(t *testing.T) {
 	if wrong := check(want, want[4])(e.board(t, query)); wrong != "" {
 		t.Fatalf("board right after the flush: %s", wrong)
 	}
-	seWait(t, "board rebuilt in Redis", func() bool { return size() == 5 }, func() string { return fmt.Sprint(size()) })
+	waitUntil(t, "board rebuilt in Redis", func() bool { return size() == 5 }, func() string { return fmt.Sprint(size()) })
 	if wrong := check(want, want[4])(e.board(t, query)); wrong != "" {
 		t.Fatalf("board once rebuilt: %s", wrong)
 	}
@@ -1212,8 +1070,8 @@ func TestSeasonE2E_ConcurrentClosesPayOnce(t *testing.T) {
 		t.Fatalf("%d seasons, want the closed one and one open", n)
 	}
 	// Told once each, the podium once per platform.
-	e.dc.WaitMessage(t, sePatience, func(m fakediscord.Message) bool { return m.Recipient == "320000000000000801" })
-	e.dc.WaitMessage(t, sePatience, func(m fakediscord.Message) bool { return m.ChannelID == seAnnounce })
+	e.dc.WaitMessage(t, patience, func(m fakediscord.Message) bool { return m.Recipient == "320000000000000801" })
+	e.dc.WaitMessage(t, patience, func(m fakediscord.Message) bool { return m.ChannelID == seAnnounce })
 	dcCount := map[string]int{}
 	for _, m := range e.dc.Messages() {
 		if m.Recipient != "" {
@@ -1229,7 +1087,7 @@ func TestSeasonE2E_ConcurrentClosesPayOnce(t *testing.T) {
 	e.tgWait(t, "podium in Telegram", prizeTo(seGroupID))
 	if dcCount["320000000000000801"] != 1 || dcCount[seAnnounce] != 1 ||
 		e.tgCount(prizeTo(9002)) != 1 || e.tgCount(prizeTo(9003)) != 1 || e.tgCount(prizeTo(9004)) != 0 || e.tgCount(prizeTo(seGroupID)) != 1 {
-		t.Fatalf("messages: Discord %v; Telegram:\n%s", dcCount, seSent(e.tg.Sent()))
+		t.Fatalf("messages: Discord %v; Telegram:\n%s", dcCount, tgSent(e.tg.Sent()))
 	}
 	// The audit log has both closes: one did it, one was a replay.
 	var audit struct {

@@ -85,10 +85,13 @@ const patience = 10 * time.Second
 // tasksEnv is a running serve with the programme above and what the test
 // reads it through.
 type tasksEnv struct {
-	base string // the HTTP server, http://host:port
-	tg   *faketelegram.Server
-	dc   *fakediscord.Server
-	db   *pgxpool.Pool // the database serve uses
+	base    string // the HTTP server, http://host:port
+	dbURL   string // the database serve uses
+	redis   string // serve's own Redis database
+	tg      *faketelegram.Server
+	dc      *fakediscord.Server
+	db      *pgxpool.Pool // on dbURL
+	started time.Time     // just before serve started
 }
 
 // startTasks runs serve with the programme above and the admin token on a
@@ -119,11 +122,12 @@ func startServe(t *testing.T, programme string, chats bool) *tasksEnv {
 			"DISCORD_BOT_TOKEN="+e.dc.BotToken(), "DISCORD_APP_ID="+e.dc.AppID(),
 			"DISCORD_API_URL="+e.dc.URL(), "DISCORD_GATEWAY_URL="+e.dc.GatewayURL())
 	}
-	dbURL := tallytest.DatabaseURL(t)
+	e.dbURL, e.redis = tallytest.DatabaseURL(t), tallytest.Redis(t)
 	addr := freeAddr(t)
 	e.base = "http://" + addr
-	env = append(env, "DATABASE_URL="+dbURL, "REDIS_URL="+tallytest.Redis(t), "TALLY_HTTP_ADDR="+addr,
+	env = append(env, "DATABASE_URL="+e.dbURL, "REDIS_URL="+e.redis, "TALLY_HTTP_ADDR="+addr,
 		"TALLY_ADMIN_TOKEN="+adminToken, "TALLY_PROGRAM="+prog)
+	e.started = time.Now()
 	p := start(t, env, "serve")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -134,7 +138,7 @@ func startServe(t *testing.T, programme string, chats bool) *tasksEnv {
 	if chats {
 		e.dc.WaitReady(t, patience)
 	}
-	pool, err := pgxpool.New(context.Background(), dbURL)
+	pool, err := pgxpool.New(context.Background(), e.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
